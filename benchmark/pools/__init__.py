@@ -1,0 +1,65 @@
+"""Pool adapters by kind: each turns a source dataset into the pool table plus image shards.
+
+The pool table (Parquet) has one row per sample with at least ``uid`` (32 hex chars, DataComp's
+128-bit id), ``caption``, ``image`` (``<shard>#<member>`` relative to the pool's directory),
+``width``, ``height`` and ``source``. Columns starting with ``gt_`` are hidden ground truth (defect
+labels, object boxes): reports read them, curation steps never see them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+REQUIRED_COLUMNS = ("uid", "caption", "image", "width", "height", "source")
+HIDDEN_PREFIX = "gt_"
+
+BUILTIN_MODULES = ("benchmark.pools.shapes",)
+
+
+class PoolParams(BaseModel):
+    """Base for a pool kind's options in a track's ``pool:`` block."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+
+
+@dataclass
+class PoolBuild:
+    """What an adapter produced: the table (rows reference shards under the pool dir)."""
+
+    table: pa.Table
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+
+@dataclass(frozen=True)
+class PoolKind:
+    name: str
+    params: type[PoolParams]
+    build: Callable[[PoolParams, Path], PoolBuild]
+
+
+_KINDS: dict[str, PoolKind] = {}
+
+
+def register(name: str, params: type[PoolParams]) -> Callable[[Callable], Callable]:
+    """Register ``build(params, out_dir) -> PoolBuild`` as pool kind ``name``."""
+
+    def deco(fn: Callable) -> Callable:
+        _KINDS[name] = PoolKind(name, params, fn)
+        return fn
+
+    return deco
+
+
+def get(name: str) -> PoolKind:
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    if name not in _KINDS:
+        raise KeyError(f"unknown pool kind '{name}' (known: {', '.join(sorted(_KINDS))})")
+    return _KINDS[name]
