@@ -63,9 +63,16 @@ class ClipBundle:
 
     @property
     def embed_dim(self) -> int:
-        return int(self.model.text_projection.shape[-1]) if hasattr(
-            self.model, "text_projection"
-        ) else int(self.model.visual.output_dim)
+        return (
+            int(self.model.text_projection.shape[-1])
+            if hasattr(self.model, "text_projection")
+            else int(self.model.visual.output_dim)
+        )
+
+
+def known_config(name: str) -> bool:
+    """True for an open_clip model config name (ours included) or a saved model directory."""
+    return name in open_clip.list_models() or Path(name).is_dir()
 
 
 def create(name: str, pretrained: str | None = None, device: str = "cpu") -> ClipBundle:
@@ -98,6 +105,7 @@ def save(model: torch.nn.Module, model_name: str, out_dir: Path) -> None:
         "std": list(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD),
     }
     (out_dir / CONFIG_FILE).write_text(
-        json.dumps({"model_name": model_name, "model_cfg": cfg, "preprocess_cfg": preprocess_cfg},
-                   indent=2)
+        json.dumps(
+            {"model_name": model_name, "model_cfg": cfg, "preprocess_cfg": preprocess_cfg}, indent=2
+        )
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from benchmark.spec.strict import Strict
 
 Kind = Literal["score", "filter", "map", "generate", "sample"]
 KINDS: tuple[Kind, ...] = ("score", "filter", "map", "generate", "sample")
@@ -27,10 +27,8 @@ BUILTIN_MODULES = (
 )
 
 
-class Params(BaseModel):
-    """Base for op params: unknown keys are errors, so a typo never silently does nothing."""
-
-    model_config = ConfigDict(extra="forbid")
+class Params(Strict):
+    """Base for op params."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,9 @@ _OPS: dict[str, Op] = {}
 _loaded = False
 
 
-def register(name: str, kind: Kind, params: type[Params] = Params) -> Callable[[Callable], Callable]:
+def register(
+    name: str, kind: Kind, params: type[Params] = Params
+) -> Callable[[Callable], Callable]:
     """Register ``fn`` as op ``name``; its docstring is what ``smallcomp ops`` shows."""
     if kind not in KINDS:
         raise ValueError(f"op {name!r}: kind must be one of {KINDS}, got {kind!r}")

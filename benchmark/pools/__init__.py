@@ -14,18 +14,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+
+from benchmark.spec.strict import Strict
 
 REQUIRED_COLUMNS = ("uid", "caption", "image", "width", "height", "source")
 HIDDEN_PREFIX = "gt_"
 
-BUILTIN_MODULES = ("benchmark.pools.shapes",)
+BUILTIN_MODULES = (
+    "benchmark.pools.shapes",
+    "benchmark.pools.coco",
+    "benchmark.pools.flickr",
+    "benchmark.pools.cc3m",
+    "benchmark.pools.byod",
+)
 
 
-class PoolParams(BaseModel):
+class PoolParams(Strict):
     """Base for a pool kind's options in a track's ``pool:`` block."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: str
 
 

@@ -35,14 +35,13 @@ class ShardWriter:
     def __init__(self, out_dir: Path, prefix: str = "shard", maxcount: int = 10_000) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
-        self._pattern = str(out_dir / f"{prefix}-%06d.tar")
-        self._writer = wds.ShardWriter(self._pattern, maxcount=maxcount, verbose=0)
+        pattern = str(out_dir / f"{prefix}-%06d.tar")
+        self._writer = wds.ShardWriter(pattern, maxcount=maxcount, verbose=0)
 
     def write(self, key: str, ext: str, data: bytes, **extra: bytes | str) -> str:
         """Add one sample; ``ext`` names the image member (png, jpg)."""
         self._writer.write({"__key__": key, ext: data, **extra})
-        shard = self._pattern % self._writer.shard
-        return ref(Path(shard).name, f"{key}.{ext}")
+        return ref(Path(self._writer.fname).name, f"{key}.{ext}")
 
     def close(self) -> None:
         self._writer.close()

@@ -1,0 +1,221 @@
+"""The `smallcomp` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from benchmark.spec.errors import SpecError
+
+EPILOG = """examples:
+  smallcomp run recipes/baselines/no_filter.yaml              # shapes/tiny, the track's seeds
+  smallcomp run recipes/baselines/*.yaml --seeds 0,1,2        # every baseline, 3 seeds
+  smallcomp curate recipes/baselines/basic.yaml --report      # filter precision/recall
+  smallcomp validate recipes/*.yaml tracks/*.yaml
+  smallcomp ops                                               # every op and its params
+"""
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers: {text!r}")
+
+
+def _runner(args: argparse.Namespace):
+    from benchmark.pipeline import Runner, default_device
+    from benchmark.store import Store
+
+    return Runner(Store(args.runs), args.device or default_device())
+
+
+def _is_track(path: str) -> bool:
+    from benchmark.spec.yamlfile import load_yaml
+
+    return "scales" in load_yaml(path).data
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from benchmark.spec.load import load_recipe, load_track
+
+    for f in args.files:
+        if _is_track(f):
+            load_track(f)
+        else:
+            load_recipe(f)
+        print(f"{f}: ok")
+    return 0
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from benchmark.ops.registry import all_ops
+
+    for op in all_ops():
+        print(f"{op.name}  [{op.kind}]")
+        if op.doc:
+            print("    " + " ".join(op.doc.split()))
+        for name, field in op.params.model_fields.items():
+            default = "required" if field.is_required() else f"default {field.default!r}"
+            desc = f" - {field.description}" if field.description else ""
+            print(f"    {name}: {field.annotation!s} ({default}){desc}".replace("typing.", ""))
+        print()
+    return 0
+
+
+def cmd_pool(args: argparse.Namespace) -> int:
+    from benchmark.spec.load import load_track
+
+    spec = load_track(args.track)
+    table = _runner(args).pool(spec.pool)
+    print(f"{spec.track.name}: {table.num_rows:,} rows, columns {', '.join(table.column_names)}")
+    return 0
+
+
+def _report(report: dict) -> str:
+    lines = [f"pool {report['pool_rows']:,} rows -> curated {report['curated_rows']:,} rows "
+             f"(uid hash {report['uid_hash'][:16]}), {report['wall_s']:.1f} s"]  # fmt: skip
+    for s in report["steps"]:
+        line = (f"  [{s['step']}] {s['op']:<16} {s['kind']:<8} {s['rows_in']:>8,} -> "
+                f"{s['rows_out']:>8,}  {s['wall_s']:>7.2f} s")  # fmt: skip
+        q = s.get("quality")
+        if q:
+            p = "n/a" if q["precision"] is None else f"{q['precision']:.3f}"
+            r = "n/a" if q["recall"] is None else f"{q['recall']:.3f}"
+            line += f"  precision {p} recall {r}"
+            line += (
+                "  (" + ", ".join(f"{k} {v:.2f}" for k, v in q["recall_by_defect"].items()) + ")"
+            )
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def cmd_curate(args: argparse.Namespace) -> int:
+    from benchmark.spec.load import load_recipe
+
+    spec = load_recipe(args.recipe, args.track)
+    _, report = _runner(args).curate(spec)
+    print(_report(report) if args.report else json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark import leaderboard
+    from benchmark.spec.load import load_recipe
+
+    specs = [load_recipe(r, args.track) for r in args.recipes]  # validate all before any work
+    runner = _runner(args)
+    board = Path(args.leaderboard)
+    for spec in specs:
+        scale = spec.track.scale(args.scale)
+        for seed in args.seeds or scale.seeds:
+            print(f"== {spec.recipe.name} on {spec.track.track.name}/{args.scale}, seed {seed}",
+                  file=sys.stderr)  # fmt: skip
+            result = runner.run(spec, args.scale, seed)
+            path = leaderboard.save_result(board, result)
+            heads = "  ".join(f"{k} {100 * v:.1f}" for k, v in result["headline"].items())
+            print(f"{spec.recipe.name} seed {seed}: {heads}  -> {path}")
+    for path in leaderboard.build(board):
+        print(f"leaderboard: {path}")
+        track_rows = [r for r in leaderboard.rows(leaderboard.load_results(board))
+                      if r["recipe"] in {s.recipe.name for s in specs}]  # fmt: skip
+        for r in track_rows:
+            if r["track"] == path.stem and r["scale"] == args.scale:
+                tasks = "  ".join(f"{t} {100 * m:.1f}" for t, (m, _) in r["tasks"].items())
+                print(f"  {r['recipe']} ({len(r['seeds'])} seeds): average "
+                      f"{100 * r['average'][0]:.1f}  {tasks}")  # fmt: skip
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmark import leaderboard
+
+    for path in leaderboard.build(Path(args.leaderboard)):
+        print(path)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from benchmark.spec.load import load_track
+
+    spec = load_track(args.track)
+    results = _runner(args).evaluate(Path(args.model), spec)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="smallcomp",
+        description="Declarative benchmark for CLIP training-data curation at small scale: a YAML "
+        "recipe filters, rewrites and batches a fixed pool; smallcomp trains CLIP at the track's "
+        "fixed budget, evaluates it and ranks recipes on a leaderboard.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--runs", default=os.environ.get("SMALLCOMP_RUNS", "runs"),
+                   help="run store directory (default: $SMALLCOMP_RUNS or ./runs)")  # fmt: skip
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("run", help="curate, train, evaluate and rank one or more recipes")
+    s.add_argument("recipes", nargs="+", metavar="RECIPE")
+    s.add_argument("--track", help="track name or file (default: the recipe's)")
+    s.add_argument("--scale", default="tiny", help="the track's scale (default: tiny)")
+    s.add_argument("--seeds", type=_seeds, help="comma-separated seeds (default: the scale's)")
+    s.add_argument("--leaderboard", default="leaderboard", help="results and pages directory")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser(
+        "validate", help="check recipes and tracks; one FILE:LINE:COL line per error"
+    )
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.set_defaults(fn=cmd_validate)
+
+    s = sub.add_parser("pool", help="build a track's pool table and shards")
+    s.add_argument("track", help="track file")
+    s.set_defaults(fn=cmd_pool)
+
+    s = sub.add_parser("curate", help="apply a recipe's steps to the pool")
+    s.add_argument("recipe")
+    s.add_argument("--track", help="track name or file (default: the recipe's)")
+    s.add_argument(
+        "--report",
+        action="store_true",
+        help="print each step's effect, cost and precision/recall on hidden defects",
+    )
+    s.set_defaults(fn=cmd_curate)
+
+    s = sub.add_parser("evaluate", help="run a track's eval suite on a saved model directory")
+    s.add_argument("model", help="model directory (open_clip_config.json + weights)")
+    s.add_argument("--track", required=True, help="track file")
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("leaderboard", help="aggregate results into <dir>/<track>.md")
+    s.add_argument("--leaderboard", default="leaderboard", help="results and pages directory")
+    s.set_defaults(fn=cmd_leaderboard)
+
+    s = sub.add_parser("ops", help="list curation operators with their params")
+    s.set_defaults(fn=cmd_ops)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from benchmark.ops.context import OpError
+
+    try:
+        return args.fn(args)
+    except (SpecError, OpError) as e:
+        print(f"smallcomp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("smallcomp: interrupted; finished stages are kept, training resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Apply a recipe's data steps to the pool table, measuring each step and (where the pool has
+hidden ground truth) how well each filter found the defects."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from benchmark.ops import registry
+from benchmark.ops.context import StepContext
+from benchmark.pools import HIDDEN_PREFIX
+from benchmark.spec.recipe import Step
+
+
+@dataclass
+class Curated:
+    table: pa.Table
+    steps: list[dict] = field(default_factory=list)  # per-step cost and effect records
+
+    @property
+    def uid_hash(self) -> str:
+        return uid_hash(self.table.column("uid").to_pylist())
+
+
+def uid_hash(uids: list[str]) -> str:
+    return hashlib.sha256("\n".join(uids).encode()).hexdigest()
+
+
+def uid_array(uids: list[str]) -> np.ndarray:
+    """DataComp's interchange format: each 128-bit hex uid as a pair of uint64."""
+    return np.array([(int(u[:16], 16), int(u[16:32], 16)) for u in uids], np.dtype("u8,u8"))
+
+
+def split_hidden(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(what ops may see, the uid-keyed hidden ground truth)."""
+    hidden = [c for c in table.column_names if c.startswith(HIDDEN_PREFIX)]
+    return table.drop_columns(hidden), table.select(["uid", *hidden])
+
+
+def _filter_quality(before: set[str], after: set[str], defect: dict[str, str | None]) -> dict:
+    """Precision/recall of the removal against the hidden defect labels."""
+    removed = before - after
+    bad = {u for u in before if defect.get(u)}
+    hit = removed & bad
+    out = {
+        "removed": len(removed),
+        "precision": len(hit) / len(removed) if removed else None,
+        "recall": len(hit) / len(bad) if bad else None,
+    }
+    by_kind = Counter(defect[u] for u in hit)
+    totals = Counter(defect[u] for u in bad)
+    out["recall_by_defect"] = {k: by_kind[k] / n for k, n in sorted(totals.items())}
+    return out
+
+
+def curate(table: pa.Table, steps: list[Step], make_context) -> Curated:
+    """Run ``steps`` in order. ``make_context(i, step)`` builds each step's StepContext."""
+    visible, hidden = split_hidden(table)
+    defect = {}
+    if "gt_defect" in hidden.column_names:
+        defect = dict(zip(hidden.column("uid").to_pylist(), hidden.column("gt_defect").to_pylist(),
+                          strict=True))  # fmt: skip
+    records = []
+    for i, step in enumerate(steps):
+        op = registry.get(step.op)
+        ctx: StepContext = make_context(i, step)
+        before = visible.column("uid").to_pylist()
+        t0 = time.perf_counter()
+        visible = op.fn(visible, op.params.model_validate(step.params), ctx)
+        wall = time.perf_counter() - t0
+        record = {
+            "step": i, "op": op.name, "kind": op.kind, "params": step.params,
+            "rows_in": len(before), "rows_out": visible.num_rows, "wall_s": round(wall, 3),
+            "device": ctx.device, "samples_processed": ctx.samples_processed,
+            "samples_per_s": round(ctx.samples_processed / wall, 1) if wall > 0 else None,
+            **ctx.extra_costs,
+        }  # fmt: skip
+        if defect and op.kind == "filter":
+            record["quality"] = _filter_quality(
+                set(before), set(visible.column("uid").to_pylist()), defect
+            )
+        records.append(record)
+    return Curated(visible, records)
+
+
+def write(curated: Curated, out: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(curated.table, out / "curated.parquet")
+    np.save(out / "uids.npy", uid_array(curated.table.column("uid").to_pylist()))

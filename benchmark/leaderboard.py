@@ -1,0 +1,98 @@
+"""Results -> ranked tables: one row per recipe and scale, mean ± 95% CI over seeds per task."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from benchmark.store import write_atomic
+
+
+def result_path(root: Path, result: dict) -> Path:
+    name = f"{result['recipe']}-{result['recipe_hash'][:8]}-seed{result['seed']}.json"
+    return root / "results" / result["track"] / result["scale"] / name
+
+
+def save_result(root: Path, result: dict) -> Path:
+    path = result_path(root, result)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(result, indent=2))
+    return path
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (nan with a single seed)."""
+    a = np.asarray(values, dtype=float)
+    if len(a) < 2:
+        return float(a.mean()), float("nan")
+    half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))
+    return float(a.mean()), float(half)
+
+
+def load_results(root: Path, track: str | None = None) -> list[dict]:
+    base = root / "results" / (track or "")
+    return [json.loads(p.read_text()) for p in sorted(base.rglob("*.json"))]
+
+
+def rows(results: list[dict]) -> list[dict]:
+    """Aggregate seeds of the same (track, scale, recipe, recipe hash)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in results:
+        groups[(r["track"], r["scale"], r["recipe"], r["recipe_hash"])].append(r)
+    out = []
+    for (track, scale, recipe, rhash), rs in groups.items():
+        tasks = list(rs[0]["headline"])
+        out.append({
+            "track": track, "scale": scale, "recipe": recipe, "recipe_hash": rhash,
+            "seeds": sorted(r["seed"] for r in rs),
+            "tasks": {t: mean_ci([r["headline"][t] for r in rs if t in r["headline"]])
+                      for t in tasks},
+            "average": mean_ci([float(np.mean(list(r["headline"].values()))) for r in rs]),
+            "curated_size": rs[0]["curated"]["size"],
+            "curation_s": float(np.mean([r["costs"]["curation_wall_s"] for r in rs])),
+        })  # fmt: skip
+    return sorted(out, key=lambda r: (r["track"], r["scale"], -r["average"][0]))
+
+
+def _cell(m: float, h: float) -> str:
+    return f"{100 * m:.1f}" if math.isnan(h) else f"{100 * m:.1f} ± {100 * h:.1f}"
+
+
+def render(track: str, results: list[dict]) -> str:
+    lines = [f"# Leaderboard: `{track}`", "",
+             "Mean over seeds ± 95% confidence half-width (t-interval), in %. Ranked by the average",
+             "of all task scores. Curation cost is wall-clock seconds of the curate stage.", ""]  # fmt: skip
+    table_rows = rows(results)
+    for scale in sorted({r["scale"] for r in table_rows}):
+        rs = [r for r in table_rows if r["scale"] == scale]
+        tasks = list(rs[0]["tasks"])
+        lines += [f"## Scale `{scale}`", "",
+                  "| # | recipe | seeds | average | " + " | ".join(tasks)
+                  + " | curated | curation s |",
+                  "|---|---|---|---|" + "---|" * len(tasks) + "---|---|"]  # fmt: skip
+        for i, r in enumerate(rs, 1):
+            cells = [_cell(*r["tasks"].get(t, (float("nan"), float("nan")))) for t in tasks]
+            lines.append(
+                f"| {i} | {r['recipe']} `{r['recipe_hash'][:8]}` | {len(r['seeds'])} | "
+                f"{_cell(*r['average'])} | "
+                + " | ".join(cells)
+                + f" | {r['curated_size']:,} | {r['curation_s']:.1f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def build(root: Path) -> list[Path]:
+    """Write ``<root>/<track>.md`` for every track with results."""
+    results = load_results(root)
+    written = []
+    for track in sorted({r["track"] for r in results}):
+        path = root / f"{track}.md"
+        write_atomic(path, render(track, [r for r in results if r["track"] == track]))
+        written.append(path)
+    return written

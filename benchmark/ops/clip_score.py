@@ -1,0 +1,67 @@
+"""CLIP score: cosine similarity of a sample's image and caption under a reference CLIP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from benchmark.models import clip
+from benchmark.ops.context import StepContext
+from benchmark.ops.registry import Params, register
+
+
+class ClipScore(Params):
+    threshold: float | None = Field(None, ge=-1, le=1, description="keep score >= threshold")
+    fraction: float | None = Field(None, gt=0, le=1, description="keep this top fraction")
+    model: str | None = Field(None, description="open_clip name or saved dir; default: track's")
+    pretrained: str | None = Field(None, description="checkpoint path or open_clip tag")
+    batch_size: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> ClipScore:
+        if self.threshold is not None and self.fraction is not None:
+            raise ValueError("give either 'threshold' or 'fraction', not both")
+        return self
+
+
+def scores(
+    table: pa.Table, bundle: clip.ClipBundle, ctx: StepContext, batch_size: int
+) -> np.ndarray:
+    """Per-row image-caption cosine; unreadable images score -inf so any filter drops them."""
+    captions = table.column("caption").to_pylist()
+    out = np.full(table.num_rows, -np.inf, dtype=np.float32)
+    for idx, images in ctx.iter_images(table, batch_size):
+        ok = [k for k, im in enumerate(images) if im is not None]
+        if not ok:
+            continue
+        img = bundle.encode_images([images[k] for k in ok], batch_size)
+        txt = bundle.encode_texts([captions[idx[k]] for k in ok])
+        out[idx[ok]] = (img * txt).sum(dim=1).numpy()
+    return out
+
+
+@register("clip_score", "filter", ClipScore)
+def clip_score(table: pa.Table, p: ClipScore, ctx: StepContext) -> pa.Table:
+    """Score every sample with a reference CLIP (the track's, or one named here) and keep those
+    above a threshold or the top fraction (DataComp's CLIP score filter); adds ``clip_score``."""
+    ctx.require(table, "image", "caption")
+    if p.model is not None:
+        bundle = clip.create(p.model, p.pretrained, ctx.device)
+    elif ctx.reference is not None:
+        bundle = ctx.reference()
+    else:
+        raise ctx.fail("the track has no reference model; name one with 'model'")
+    s = scores(table, bundle, ctx, p.batch_size)
+    table = table.append_column("clip_score", pa.array(s))
+    if p.fraction is not None:
+        k = int(round(p.fraction * table.num_rows))
+        order = np.argsort(-s, kind="stable")
+        keep = np.zeros(len(s), dtype=bool)
+        keep[order[:k]] = True
+        keep &= np.isfinite(s)
+    elif p.threshold is not None:
+        keep = s >= p.threshold
+    else:
+        keep = np.isfinite(s)
+    return table.filter(pa.array(keep))

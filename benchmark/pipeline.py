@@ -1,0 +1,185 @@
+"""The stages wired through the run store: pool -> curate -> train -> evaluate -> result.
+
+Each stage is keyed by the hash of its inputs, so an unchanged recipe does no work twice, and
+results differ only where inputs do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import time
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from benchmark import curate as curation
+from benchmark import pools, train
+from benchmark.evaluate import registry as tasks
+from benchmark.models import clip
+from benchmark.ops import registry as ops
+from benchmark.ops.context import StepContext
+from benchmark.pools.shards import ShardReader
+from benchmark.spec.load import RecipeSpec, TrackSpec
+from benchmark.spec.recipe import Step
+from benchmark.spec.track import Scale
+from benchmark.store import Store, write_atomic
+
+CURATION_SEED = 0  # curation is part of the recipe, not of the training seed
+LIBRARIES = ("smallcomp", "torch", "open_clip_torch", "clip-benchmark", "webdataset", "pyarrow")
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class Runner:
+    store: Store
+    device: str = "cpu"
+
+    # -- pool ------------------------------------------------------------------------------
+    def pool(self, params: pools.PoolParams) -> pa.Table:
+        """The pool table, image references relative to the store root."""
+        stage = self.store.stage("pool", params.model_dump())
+        if not stage.done:
+            with stage.build() as work:
+                built = pools.get(params.kind).build(params, work)
+                prefix = f"pool/{stage.key}/"
+                table = built.table.set_column(
+                    built.table.column_names.index("image"), "image",
+                    pc.binary_join_element_wise(prefix, built.table.column("image"), ""),
+                )  # fmt: skip
+                pq.write_table(table, work / "pool.parquet")
+                write_atomic(
+                    work / "report.json",
+                    json.dumps({"rows": table.num_rows, "skipped": built.skipped}),
+                )
+        return pq.read_table(stage.path / "pool.parquet")
+
+    # -- reference model -------------------------------------------------------------------
+    def reference(self, track: TrackSpec) -> clip.ClipBundle:
+        ref = track.track.reference
+        if ref is None:
+            raise ValueError(f"track '{track.track.name}' has no reference model")
+        if ref.model is not None:
+            return clip.create(ref.model, ref.pretrained, self.device)
+        table = self.pool(track.reference_pool)
+        path = self.train(table, ref.train, Step(op="random"), ref.train.seeds[0], "reference")
+        return clip.create(str(path), device=self.device)
+
+    # -- curate ----------------------------------------------------------------------------
+    def curate(self, spec: RecipeSpec) -> tuple[pa.Table, dict]:
+        track = spec.track
+        pool_table = self.pool(track.pool)
+        steps = [s.model_dump() for s in spec.recipe.steps]
+        ref = track.track.reference.model_dump() if track.track.reference else None
+        stage = self.store.stage(
+            "curate",
+            {
+                "pool": track.pool.model_dump(),
+                "steps": steps,
+                "reference": ref,
+                "seed": CURATION_SEED,
+            },
+        )
+        if not stage.done:
+            reader = ShardReader(self.store.root)
+            reference = cache(lambda: self.reference(track))
+            with stage.build() as work:
+
+                def context(i: int, step: Step) -> StepContext:
+                    name = f"{spec.file}: steps[{i}] ({step.op})"
+                    return StepContext(name, reader, CURATION_SEED + i, work / f"step{i}",
+                                       self.device, reference)  # fmt: skip
+
+                t0 = time.perf_counter()
+                result = curation.curate(pool_table, spec.recipe.steps, context)
+                curation.write(result, work)
+                report = {
+                    "pool_rows": pool_table.num_rows, "curated_rows": result.table.num_rows,
+                    "uid_hash": result.uid_hash, "steps": result.steps,
+                    "wall_s": round(time.perf_counter() - t0, 3),
+                }  # fmt: skip
+                write_atomic(work / "report.json", json.dumps(report, indent=2))
+        return pq.read_table(stage.path / "curated.parquet"), json.loads(
+            (stage.path / "report.json").read_text()
+        )
+
+    # -- train -----------------------------------------------------------------------------
+    def train(self, table: pa.Table, scale: Scale, sampler: Step, seed: int,
+              name: str = "train", stop_after: int | None = None) -> Path:  # fmt: skip
+        uid_hash = curation.uid_hash(table.column("uid").to_pylist())
+        captions = curation.uid_hash(table.column("caption").to_pylist())
+        stage = self.store.stage(name, {"data": uid_hash, "captions": captions,
+                                        "scale": scale.model_dump(), "sampler": sampler.model_dump(),
+                                        "seed": seed})  # fmt: skip
+        if stage.done:
+            return stage.path
+        op = ops.get(sampler.op)
+        params = op.params.model_validate(sampler.params)
+
+        def order(t: pa.Table, batch_size: int, rng) -> object:
+            return op.fn(t, params, batch_size, rng)
+
+        with stage.build(resume=True) as work:
+            record = train.train(table, self.store.root, scale, order, seed, work, self.device,
+                                 stop_after)  # fmt: skip
+            if "stopped_at" in record:
+                raise Interrupted(record["stopped_at"])
+            write_atomic(work / "train.json", json.dumps(record, indent=2))
+        return stage.path
+
+    # -- evaluate --------------------------------------------------------------------------
+    def evaluate(self, model_dir: Path, track: TrackSpec) -> dict:
+        ev = track.track.eval
+        stage = self.store.stage("evaluate", {"model": str(model_dir.name), "suite": ev.suite,
+                                              "version": ev.version, "tasks": ev.tasks,
+                                              "options": ev.options})  # fmt: skip
+        if not stage.done:
+            bundle = clip.create(str(model_dir), device=self.device)
+            results = {}
+            for name in ev.tasks:
+                opts = {**ev.options.get("all", {}), **ev.options.get(name, {})}
+                t0 = time.perf_counter()
+                results[name] = tasks.get(name).fn(bundle, opts) | {
+                    "model": str(model_dir),
+                    "wall_s": round(time.perf_counter() - t0, 2),
+                }
+            with stage.build() as work:
+                write_atomic(work / "results.json", json.dumps(results, indent=2))
+        return json.loads((stage.path / "results.json").read_text())
+
+    # -- the whole run ---------------------------------------------------------------------
+    def run(self, spec: RecipeSpec, scale_name: str, seed: int) -> dict:
+        scale = spec.track.scale(scale_name)
+        table, report = self.curate(spec)
+        model_dir = self.train(table, scale, spec.recipe.sampler, seed)
+        results = self.evaluate(model_dir, spec.track)
+        ev = spec.track.track.eval
+        return {
+            "recipe": spec.recipe.name, "recipe_hash": spec.hash, "recipe_file": spec.file,
+            "track": spec.track.track.name, "scale": scale_name, "seed": seed,
+            "suite": ev.suite, "suite_version": ev.version,
+            "tasks": results,
+            "headline": {n: results[n]["metrics"][tasks.get(n).headline] for n in ev.tasks},
+            "curated": {"size": report["curated_rows"], "pool_size": report["pool_rows"],
+                        "uid_hash": report["uid_hash"]},
+            "costs": {"curation_wall_s": report["wall_s"], "steps": report["steps"]},
+            "train": json.loads((model_dir / "train.json").read_text()),
+            "device": self.device,
+            "versions": {lib: version(lib) for lib in LIBRARIES} | {
+                "python": platform.python_version()},
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }  # fmt: skip
+
+
+class Interrupted(Exception):
+    """Training stopped early on request (``stop_after``); its checkpoint stays for resuming."""

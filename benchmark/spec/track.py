@@ -1,0 +1,76 @@
+"""A track fixes everything but the data: pool, scales (model and training budget), eval suite."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from benchmark.spec.strict import Strict
+
+
+class Scale(Strict):
+    """Standardized training: every hyperparameter written out, equal for every recipe."""
+
+    model: str = Field(description="open_clip model config name (benchmark/models/configs)")
+    pretrained: str | None = Field(None, description="checkpoint path or open_clip tag")
+    samples_seen: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    warmup: int = Field(ge=0, description="warmup steps")
+    schedule: Literal["cosine", "const"] = "cosine"
+    weight_decay: float = Field(ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = Field(1e-6, gt=0)
+    precision: Literal["fp32", "amp_bf16", "amp"] = "fp32"
+    seeds: list[int] = Field(min_length=1)
+    checkpoint_every: int = Field(200, gt=0, description="steps between resumable checkpoints")
+    workers: int = Field(1, ge=0, description="data loader processes")
+
+    @property
+    def steps(self) -> int:
+        return self.samples_seen // self.batch_size
+
+
+class Reference(Strict):
+    """The model score steps use (DataComp scores with OpenAI's CLIP).
+
+    Either a model to load (``model`` + ``pretrained``) or, for embedded worlds, a clean split the
+    harness trains on once (``train``: a scale, ``pool``: the clean pool's options).
+    """
+
+    model: str | None = None
+    pretrained: str | None = None
+    pool: dict | None = None
+    train: Scale | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Reference:
+        if (self.train is None) == (self.model is None):
+            raise ValueError("give either 'model' (to load) or 'train' + 'pool' (to train)")
+        if self.train is not None and self.pool is None:
+            raise ValueError("'train' needs 'pool': the clean split to train on")
+        return self
+
+
+class Rules(Strict):
+    losses: list[Literal["clip", "negclip"]] = ["clip"]
+    max_generated_fraction: float = Field(1.0, ge=0)
+    curation_budget_device_s_per_1k: float | None = Field(None, gt=0)
+
+
+class Eval(Strict):
+    suite: str
+    version: str
+    tasks: list[str] = Field(min_length=1)
+    options: dict = {}
+
+
+class Track(Strict):
+    name: str
+    description: str = ""
+    pool: dict
+    reference: Reference | None = None
+    eval: Eval
+    rules: Rules = Rules()
+    scales: dict[str, Scale] = Field(min_length=1)

@@ -1,0 +1,167 @@
+"""Standardized CLIP training: the track's scale fixes everything; the recipe gives the data.
+
+Exactly ``samples_seen`` samples are seen whatever the curated size (fewer samples, more
+epochs, as in DataComp). Data order is a pure function of (seed, epoch), and checkpoints hold
+model, optimizer and step, so a killed run resumes to the same final weights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pyarrow as pa
+import torch
+from open_clip.loss import ClipLoss
+from open_clip_train.scheduler import const_lr, cosine_lr
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from benchmark.models import clip
+from benchmark.pools.shards import ShardReader
+from benchmark.spec.track import Scale
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class Pairs(Dataset):
+    """(image tensor, token ids) for row i of the curated table."""
+
+    def __init__(self, refs: list[str], captions: list[str], reader: ShardReader, preprocess,
+                 tokenizer) -> None:  # fmt: skip
+        self.refs, self.captions = refs, captions
+        self.reader, self.preprocess, self.tokenizer = reader, preprocess, tokenizer
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.preprocess(self.reader.read_image(self.refs[i]))
+        return image, self.tokenizer([self.captions[i]])[0]
+
+
+def batches(table: pa.Table, order_fn: Callable, batch_size: int, seed: int, start: int,
+            steps: int) -> Iterator[list[int]]:  # fmt: skip
+    """Batches ``start..steps-1`` of the deterministic stream (epochs drop their remainder)."""
+    step, epoch = 0, 0
+    while step < steps:
+        order = np.asarray(order_fn(table, batch_size, np.random.default_rng([seed, epoch])))
+        n = len(order) // batch_size
+        if n == 0:
+            raise ValueError(f"curated set of {len(order)} rows is smaller than one batch")
+        for b in range(n):
+            if step >= steps:
+                return
+            if step >= start:
+                yield order[b * batch_size : (b + 1) * batch_size].tolist()
+            step += 1
+        epoch += 1
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on gains, biases, embeddings and the logit scale (open_clip's rule)."""
+
+    def exclude(n: str, p: torch.nn.Parameter) -> bool:
+        return p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
+
+    named = list(model.named_parameters())
+    return [
+        {"params": [p for n, p in named if exclude(n, p) and p.requires_grad], "weight_decay": 0.0},
+        {"params": [p for n, p in named if not exclude(n, p) and p.requires_grad],
+         "weight_decay": weight_decay},
+    ]  # fmt: skip
+
+
+def _save_checkpoint(path: Path, model, optimizer, step: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "step": step}, tmp)  # fmt: skip
+    os.replace(tmp, path)
+
+
+def train(
+    table: pa.Table,
+    store_root: Path,
+    scale: Scale,
+    order_fn: Callable,
+    seed: int,
+    out: Path,
+    device: str = "cpu",
+    stop_after: int | None = None,
+) -> dict:
+    """Train into ``out`` (resuming from its checkpoint if present); returns the train record.
+
+    ``stop_after`` ends the run early after that many steps (tests use it to simulate a crash).
+    """
+    torch.manual_seed(seed)
+    model = open_clip.create_model(
+        scale.model, pretrained=scale.pretrained, device=device, output_dict=True
+    )
+    preprocess = open_clip.image_transform(model.visual.image_size, is_train=False)
+    tokenizer = open_clip.get_tokenizer(scale.model)
+    optimizer = torch.optim.AdamW(_param_groups(model, scale.weight_decay), lr=scale.lr,
+                                  betas=scale.betas, eps=scale.eps)  # fmt: skip
+    steps = scale.steps
+    if scale.schedule == "cosine":
+        adjust = cosine_lr(optimizer, scale.lr, scale.warmup, steps)
+    else:
+        adjust = const_lr(optimizer, scale.lr, scale.warmup, steps)
+    start = 0
+    ckpt = out / CHECKPOINT
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+    data = Pairs(table.column("image").to_pylist(), table.column("caption").to_pylist(),
+                 ShardReader(store_root), preprocess, tokenizer)  # fmt: skip
+    loader = DataLoader(
+        data,
+        batch_sampler=list(batches(table, order_fn, scale.batch_size, seed, start, steps)),
+        num_workers=scale.workers,
+        prefetch_factor=4 if scale.workers else None,
+    )
+    loss_fn = ClipLoss()
+    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
+                              enabled=scale.precision != "fp32")  # fmt: skip
+    model.train()
+    t0, losses = time.perf_counter(), []
+    bar = tqdm(total=steps, initial=start, desc="train", unit="step", mininterval=1.0)
+    for step, (images, texts) in enumerate(loader, start=start):
+        adjust(step)
+        with autocast:
+            out_ = model(images.to(device), texts.to(device))
+            loss = loss_fn(out_["image_features"], out_["text_features"], out_["logit_scale"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        losses.append(float(loss))
+        done = step + 1
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{losses[-1]:.3f}",
+            img_s=f"{len(losses) * scale.batch_size / (time.perf_counter() - t0):.0f}",
+        )
+        if done % scale.checkpoint_every == 0 and done < steps:
+            _save_checkpoint(ckpt, model, optimizer, done)
+        if stop_after is not None and done >= stop_after:
+            bar.close()
+            return {"stopped_at": done}
+    bar.close()
+    clip.save(model, scale.model, out)
+    ckpt.unlink(missing_ok=True)
+    wall = time.perf_counter() - t0
+    return {
+        "steps": steps, "samples_seen": steps * scale.batch_size, "resumed_from": start,
+        "wall_s": round(wall, 2), "final_loss": losses[-1] if losses else None,
+        "samples_per_s": round((steps - start) * scale.batch_size / wall, 1) if wall else None,
+        "curated_size": table.num_rows,
+        "epochs": round(steps * scale.batch_size / max(table.num_rows, 1), 2),
+    }  # fmt: skip
