@@ -34,9 +34,10 @@ def _runner(args: argparse.Namespace):
 
 
 def _is_track(path: str) -> bool:
+    """Tracks define a pool, scales or an eval suite; recipes may set none of these."""
     from benchmark.spec.yamlfile import load_yaml
 
-    return "scales" in load_yaml(path).data
+    return bool({"scales", "pool", "eval"} & set(load_yaml(path).data))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -146,7 +146,9 @@ def test_classifier_and_text_encoder_match_clip_benchmark(bundle):
 
     texts = ["a dog", "a photo of a very long and winding caption about a cat", "a dog"]
     with torch.no_grad():
-        full = torch.nn.functional.normalize(bundle.model.encode_text(bundle.tokenizer(texts)), dim=-1)
+        full = torch.nn.functional.normalize(
+            bundle.model.encode_text(bundle.tokenizer(texts)), dim=-1
+        )
     encoded = zeroshot.encode_texts(bundle, texts)
     torch.testing.assert_close(encoded, full, atol=1e-6, rtol=0)
     assert torch.equal(encoded[0], encoded[2])  # duplicates are bit-equal (exact ties)

@@ -234,13 +234,17 @@ def order_options(
     """Per caption: the normalised caption, then each perturbation of it (normalised after
     perturbing, as the official code does). One seeded generator makes the set reproducible."""
     unknown = set(perturbations) - set(PERTURBATIONS)
-    if unknown:
-        raise ValueError(f"unknown perturbations {sorted(unknown)}; choose from {PERTURBATIONS}")
+    if unknown or not perturbations:
+        raise ValueError(
+            f"perturbations must be a non-empty subset of {PERTURBATIONS}; "
+            f"got {list(perturbations)}"
+        )
     tagged = tag(captions) if TAGGER_PERTURBATIONS & set(perturbations) else None
+    needs_words = bool(set(perturbations) - TAGGER_PERTURBATIONS)
     rng = random.Random(seed)
     out = []
     for i, caption in enumerate(captions):
-        words = word_tokenize(caption) if set(perturbations) - TAGGER_PERTURBATIONS else []
+        words = word_tokenize(caption) if needs_words else []
         options = [caption]
         for name in perturbations:
             if name == "shuffle_nouns_and_adj":
@@ -258,14 +262,18 @@ def order_options(
 # --- evaluation ----------------------------------------------------------------------------------
 
 
-def _choice_scores(image_features: torch.Tensor, options: list[list[str]], bundle) -> np.ndarray:
+def _choice_scores(
+    bundle: ClipBundle, image_features: torch.Tensor, options: list[list[str]]
+) -> np.ndarray:
     """(items, options) cosine scores of each item's image against its caption options."""
     n, k = len(options), len(options[0])
     texts = encode_texts(bundle, [t for opts in options for t in opts]).view(n, k, -1)
     return (image_features[:, None, :] * texts).sum(-1).numpy()
 
 
-def _evaluate_vg(bundle: ClipBundle, root: Path, task: str, batch_size: int, workers: int):
+def _evaluate_vg(
+    bundle: ClipBundle, root: Path, task: str, batch_size: int, workers: int
+) -> tuple[dict, Counter, dict]:
     items, skipped = load_vg(root, task)
     images = encode_image_files(bundle, [it.image for it in items], batch_size, workers)
     skipped += images.skipped
@@ -273,7 +281,7 @@ def _evaluate_vg(bundle: ClipBundle, root: Path, task: str, batch_size: int, wor
     good = [it for it, keep in zip(items, ok.tolist(), strict=True) if keep]
     if good:
         options = [[it.true_caption, it.false_caption] for it in good]
-        correct = choice_correct(_choice_scores(images.features[ok], options, bundle))
+        correct = choice_correct(_choice_scores(bundle, images.features[ok], options))
     else:
         correct = np.zeros(0, dtype=bool)
     scores, groups = vg_metrics(task, correct, [it.group for it in good])
@@ -283,6 +291,7 @@ def _evaluate_vg(bundle: ClipBundle, root: Path, task: str, batch_size: int, wor
 def _evaluate_order(
     bundle: ClipBundle,
     root: Path,
+    *,
     captions: Path | None,
     split_file: Path | None,
     perturbations: Sequence[str],
@@ -291,7 +300,7 @@ def _evaluate_order(
     max_words: int,
     batch_size: int,
     workers: int,
-):
+) -> tuple[dict, Counter, dict]:
     if TAGGER_PERTURBATIONS & set(perturbations):
         _spacy()  # fail before any image work when the tagger is missing
     data = retrieval.load(root, captions, split_file)
@@ -305,7 +314,7 @@ def _evaluate_order(
             texts += chosen
     if rows:
         options = order_options(texts, perturbations, seed, max_words)
-        scores = _choice_scores(images.features[rows], options, bundle)
+        scores = _choice_scores(bundle, images.features[rows], options)
         acc = float(choice_correct(scores, ties="right").mean())
     else:
         acc = float("nan")
@@ -340,14 +349,14 @@ def evaluate(
         scores, skipped, counts = _evaluate_order(
             bundle,
             root,
-            captions,
-            split_file,
-            perturbations,
-            captions_per_image,
-            seed,
-            max_words,
-            batch_size,
-            num_workers,
+            captions=captions,
+            split_file=split_file,
+            perturbations=perturbations,
+            captions_per_image=captions_per_image,
+            seed=seed,
+            max_words=max_words,
+            batch_size=batch_size,
+            workers=num_workers,
         )
         extra = {"perturbations": list(perturbations), "seed": seed}
     else:

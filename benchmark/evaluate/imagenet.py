@@ -77,10 +77,11 @@ def evaluate(
     model_name: str = "",
 ) -> dict:
     """Zero-shot top-1, top-5 and mean per-class recall over the 1,000 ImageNet classes."""
+    prompts = template_strings(templates)
     refs, labels, skipped = find_images(root)
     # Workers decode images while the 1,000-class text classifier is being encoded.
     batches = image_batches(refs, bundle.preprocess, batch_size, num_workers)
-    weights = classifier(bundle, open_clip.IMAGENET_CLASSNAMES, template_strings(templates))
+    weights = classifier(bundle, open_clip.IMAGENET_CLASSNAMES, prompts)
     images = encode_image_batches(bundle, batches, len(refs))
     skipped.update(images.skipped)
     targets = torch.tensor(labels, dtype=torch.long)[images.ok]

@@ -76,7 +76,9 @@ def load_flickr(token_file: Path, images_dir: Path) -> CaptionSet:
 
 def karpathy_test_keys(split_file: Path) -> list[str]:
     """Keys of the ``test`` images in a Karpathy split (dataset_coco.json / dataset_flickr30k.json):
-    the COCO id where the file has one, otherwise the file name."""
+    the COCO id where the file has one, otherwise the file name. Only the selection is taken from
+    it; captions come from the captions file (COCO's Karpathy test images are all in val2014, so
+    pair dataset_coco.json with captions_val2014.json and val2014/)."""
     data = json.loads(Path(split_file).read_text(encoding="utf-8"))
     return [
         str(im["cocoid"]) if "cocoid" in im else im["filename"]

@@ -97,7 +97,6 @@ def image_batches(
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=_collate,
-        persistent_workers=False,
     )
     return iter(loader)
 
