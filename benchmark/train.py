@@ -142,7 +142,7 @@ def train(
         optimizer.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         done = step + 1
         bar.update(1)
         bar.set_postfix(

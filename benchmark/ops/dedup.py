@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import faiss
 import numpy as np
 import pyarrow as pa
+import torch
 from PIL import Image
 from pydantic import Field
 
@@ -29,17 +29,27 @@ def signature(image: Image.Image) -> np.ndarray:
     return np.asarray(thumb, dtype=np.float32).ravel() / 255.0
 
 
-def first_of_groups(sigs: np.ndarray, keys: list[str], threshold: float) -> np.ndarray:
-    """Keep row i unless an earlier kept row with the same key lies within ``threshold``."""
-    index = faiss.IndexFlatL2(sigs.shape[1])
-    index.add(sigs)
-    lims, _, ids = index.range_search(sigs, threshold**2 + 1e-9)
+def first_of_groups(
+    sigs: np.ndarray, keys: list[str], threshold: float, chunk: int = 2048
+) -> np.ndarray:
+    """Keep row i unless an earlier kept row with the same key lies within ``threshold``.
+
+    Exact all-pairs search in chunks with torch (no faiss here: a second OpenMP runtime in the
+    process slows the training that follows several-fold on a small CPU).
+    """
+    x = torch.from_numpy(sigs)
     keep = np.ones(len(sigs), dtype=bool)
-    for i in range(len(sigs)):
-        for j in ids[lims[i] : lims[i + 1]]:
-            if j < i and keep[j] and keys[j] == keys[i]:
+    for start in range(0, len(sigs), chunk):
+        stop = min(start + chunk, len(sigs))
+        d = torch.cdist(x[start:stop], x[:stop])
+        rows, cols = torch.nonzero(d <= threshold, as_tuple=True)
+        earlier: dict[int, list[int]] = {}
+        for i, j in zip((rows + start).tolist(), cols.tolist(), strict=True):
+            if j < i:
+                earlier.setdefault(i, []).append(j)
+        for i in range(start, stop):
+            if any(keep[j] and keys[j] == keys[i] for j in earlier.get(i, ())):
                 keep[i] = False
-                break
     return keep
 
 
