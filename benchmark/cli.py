@@ -23,7 +23,9 @@ def _seeds(text: str) -> list[int]:
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers: {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"seeds must be comma-separated integers: {text!r}"
+        ) from None
 
 
 def _runner(args: argparse.Namespace):
@@ -77,11 +79,15 @@ def cmd_pool(args: argparse.Namespace) -> int:
 
 
 def _report(report: dict) -> str:
-    lines = [f"pool {report['pool_rows']:,} rows -> curated {report['curated_rows']:,} rows "
-             f"(uid hash {report['uid_hash'][:16]}), {report['wall_s']:.1f} s"]  # fmt: skip
+    lines = [
+        f"pool {report['pool_rows']:,} rows -> curated {report['curated_rows']:,} rows "
+        f"(uid hash {report['uid_hash'][:16]}), {report['wall_s']:.1f} s"
+    ]
     for s in report["steps"]:
-        line = (f"  [{s['step']}] {s['op']:<16} {s['kind']:<8} {s['rows_in']:>8,} -> "
-                f"{s['rows_out']:>8,}  {s['wall_s']:>7.2f} s")  # fmt: skip
+        line = (
+            f"  [{s['step']}] {s['op']:<16} {s['kind']:<8} {s['rows_in']:>8,} -> "
+            f"{s['rows_out']:>8,}  {s['wall_s']:>7.2f} s"
+        )
         q = s.get("quality")
         if q:
             p = "n/a" if q["precision"] is None else f"{q['precision']:.3f}"
@@ -113,21 +119,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     for spec in specs:
         scale = spec.track.scale(args.scale)
         for seed in args.seeds or scale.seeds:
-            print(f"== {spec.recipe.name} on {spec.track.track.name}/{args.scale}, seed {seed}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"== {spec.recipe.name} on {spec.track.track.name}/{args.scale}, seed {seed}",
+                file=sys.stderr,
+            )
             result = runner.run(spec, args.scale, seed)
             path = leaderboard.save_result(board, result)
             heads = "  ".join(f"{k} {100 * v:.1f}" for k, v in result["headline"].items())
             print(f"{spec.recipe.name} seed {seed}: {heads}  -> {path}")
     for path in leaderboard.build(board):
         print(f"leaderboard: {path}")
-        track_rows = [r for r in leaderboard.rows(leaderboard.load_results(board))
-                      if r["recipe"] in {s.recipe.name for s in specs}]  # fmt: skip
+        track_rows = [
+            r
+            for r in leaderboard.rows(leaderboard.load_results(board))
+            if r["recipe"] in {s.recipe.name for s in specs}
+        ]
         for r in track_rows:
             if r["track"] == path.stem and r["scale"] == args.scale:
                 tasks = "  ".join(f"{t} {100 * m:.1f}" for t, (m, _) in r["tasks"].items())
-                print(f"  {r['recipe']} ({len(r['seeds'])} seeds): average "
-                      f"{100 * r['average'][0]:.1f}  {tasks}")  # fmt: skip
+                print(
+                    f"  {r['recipe']} ({len(r['seeds'])} seeds): average "
+                    f"{100 * r['average'][0]:.1f}  {tasks}"
+                )
     return 0
 
 
@@ -157,8 +170,11 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--runs", default=os.environ.get("SMALLCOMP_RUNS", "runs"),
-                   help="run store directory (default: $SMALLCOMP_RUNS or ./runs)")  # fmt: skip
+    p.add_argument(
+        "--runs",
+        default=os.environ.get("SMALLCOMP_RUNS", "runs"),
+        help="run store directory (default: $SMALLCOMP_RUNS or ./runs)",
+    )
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -64,8 +64,13 @@ def curate(table: pa.Table, steps: list[Step], make_context) -> Curated:
     visible, hidden = split_hidden(table)
     defect = {}
     if "gt_defect" in hidden.column_names:
-        defect = dict(zip(hidden.column("uid").to_pylist(), hidden.column("gt_defect").to_pylist(),
-                          strict=True))  # fmt: skip
+        defect = dict(
+            zip(
+                hidden.column("uid").to_pylist(),
+                hidden.column("gt_defect").to_pylist(),
+                strict=True,
+            )
+        )
     records = []
     for i, step in enumerate(steps):
         op = registry.get(step.op)
@@ -75,12 +80,18 @@ def curate(table: pa.Table, steps: list[Step], make_context) -> Curated:
         visible = op.fn(visible, op.params.model_validate(step.params), ctx)
         wall = time.perf_counter() - t0
         record = {
-            "step": i, "op": op.name, "kind": op.kind, "params": step.params,
-            "rows_in": len(before), "rows_out": visible.num_rows, "wall_s": round(wall, 3),
-            "device": ctx.device, "samples_processed": ctx.samples_processed,
+            "step": i,
+            "op": op.name,
+            "kind": op.kind,
+            "params": step.params,
+            "rows_in": len(before),
+            "rows_out": visible.num_rows,
+            "wall_s": round(wall, 3),
+            "device": ctx.device,
+            "samples_processed": ctx.samples_processed,
             "samples_per_s": round(ctx.samples_processed / wall, 1) if wall > 0 else None,
             **ctx.extra_costs,
-        }  # fmt: skip
+        }
         if defect and op.kind == "filter":
             record["quality"] = _filter_quality(
                 set(before), set(visible.column("uid").to_pylist()), defect

@@ -47,15 +47,21 @@ def rows(results: list[dict]) -> list[dict]:
     out = []
     for (track, scale, recipe, rhash), rs in groups.items():
         tasks = list(rs[0]["headline"])
-        out.append({
-            "track": track, "scale": scale, "recipe": recipe, "recipe_hash": rhash,
-            "seeds": sorted(r["seed"] for r in rs),
-            "tasks": {t: mean_ci([r["headline"][t] for r in rs if t in r["headline"]])
-                      for t in tasks},
-            "average": mean_ci([float(np.mean(list(r["headline"].values()))) for r in rs]),
-            "curated_size": rs[0]["curated"]["size"],
-            "curation_s": float(np.mean([r["costs"]["curation_wall_s"] for r in rs])),
-        })  # fmt: skip
+        out.append(
+            {
+                "track": track,
+                "scale": scale,
+                "recipe": recipe,
+                "recipe_hash": rhash,
+                "seeds": sorted(r["seed"] for r in rs),
+                "tasks": {
+                    t: mean_ci([r["headline"][t] for r in rs if t in r["headline"]]) for t in tasks
+                },
+                "average": mean_ci([float(np.mean(list(r["headline"].values()))) for r in rs]),
+                "curated_size": rs[0]["curated"]["size"],
+                "curation_s": float(np.mean([r["costs"]["curation_wall_s"] for r in rs])),
+            }
+        )
     return sorted(out, key=lambda r: (r["track"], r["scale"], -r["average"][0]))
 
 
@@ -64,17 +70,23 @@ def _cell(m: float, h: float) -> str:
 
 
 def render(track: str, results: list[dict]) -> str:
-    lines = [f"# Leaderboard: `{track}`", "",
-             "Mean over seeds ± 95% confidence half-width (t-interval), in %. Ranked by the average",
-             "of all task scores. Curation cost is wall-clock seconds of the curate stage.", ""]  # fmt: skip
+    lines = [
+        f"# Leaderboard: `{track}`",
+        "",
+        "Mean over seeds ± 95% confidence half-width (t-interval), in %. Ranked by the average",
+        "of all task scores. Curation cost is wall-clock seconds of the curate stage.",
+        "",
+    ]
     table_rows = rows(results)
     for scale in sorted({r["scale"] for r in table_rows}):
         rs = [r for r in table_rows if r["scale"] == scale]
         tasks = list(rs[0]["tasks"])
-        lines += [f"## Scale `{scale}`", "",
-                  "| # | recipe | seeds | average | " + " | ".join(tasks)
-                  + " | curated | curation s |",
-                  "|---|---|---|---|" + "---|" * len(tasks) + "---|---|"]  # fmt: skip
+        lines += [
+            f"## Scale `{scale}`",
+            "",
+            "| # | recipe | seeds | average | " + " | ".join(tasks) + " | curated | curation s |",
+            "|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
+        ]
         for i, r in enumerate(rs, 1):
             cells = [_cell(*r["tasks"].get(t, (float("nan"), float("nan")))) for t in tasks]
             lines.append(

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -26,8 +26,9 @@ from benchmark.evaluate import registry as tasks
 from benchmark.models import clip
 from benchmark.ops import registry as ops
 from benchmark.ops.context import StepContext
+from benchmark.pools.contamination import EvalSet, remove_contaminated
 from benchmark.pools.shards import ShardReader
-from benchmark.spec.load import RecipeSpec, TrackSpec
+from benchmark.spec.load import RecipeSpec, TrackSpec, resolve_paths
 from benchmark.spec.recipe import Step
 from benchmark.spec.track import Scale
 from benchmark.store import Store, write_atomic
@@ -46,23 +47,47 @@ class Runner:
     device: str = "cpu"
 
     # -- pool ------------------------------------------------------------------------------
-    def pool(self, params: pools.PoolParams) -> pa.Table:
-        """The pool table, image references relative to the store root."""
-        stage = self.store.stage("pool", params.model_dump())
+    def pool(self, params: pools.PoolParams, eval_sets: list[EvalSet] | None = None) -> pa.Table:
+        """The pool table, image references relative to the store root, without any sample that
+        shows an eval image (those are counted in the pool report)."""
+        inputs = params.model_dump(mode="json")
+        if eval_sets:
+            inputs["guard"] = [
+                [e.name, [Path(f).name for f in e.files], e.dataset] for e in eval_sets
+            ]
+        stage = self.store.stage("pool", inputs)
         if not stage.done:
             with stage.build() as work:
                 built = pools.get(params.kind).build(params, work)
+                table = built.table
+                report: dict = {"rows_built": table.num_rows, "skipped": built.skipped}
+                if eval_sets:
+                    reader = ShardReader(work)
+                    table, found = remove_contaminated(table, reader, eval_sets)
+                    reader.close()
+                    report["contamination"] = asdict(found)
                 prefix = f"pool/{stage.key}/"
-                table = built.table.set_column(
-                    built.table.column_names.index("image"), "image",
-                    pc.binary_join_element_wise(prefix, built.table.column("image"), ""),
-                )  # fmt: skip
-                pq.write_table(table, work / "pool.parquet")
-                write_atomic(
-                    work / "report.json",
-                    json.dumps({"rows": table.num_rows, "skipped": built.skipped}),
+                table = table.set_column(
+                    table.column_names.index("image"),
+                    "image",
+                    pc.binary_join_element_wise(prefix, table.column("image"), ""),
                 )
+                report["rows"] = table.num_rows
+                pq.write_table(table, work / "pool.parquet")
+                write_atomic(work / "report.json", json.dumps(report, indent=2, default=str))
         return pq.read_table(stage.path / "pool.parquet")
+
+    def track_pool(self, track: TrackSpec) -> pa.Table:
+        """The track's pool, checked against the track's eval images."""
+        sets = [
+            EvalSet(
+                e.name,
+                sorted(p for p in (track.data_root / e.dir).iterdir() if p.is_file()),
+                dataset=e.dataset,
+            )
+            for e in track.track.eval_images
+        ]
+        return self.pool(track.pool, sets)
 
     # -- reference model -------------------------------------------------------------------
     def reference(self, track: TrackSpec) -> clip.ClipBundle:
@@ -78,18 +103,18 @@ class Runner:
     # -- curate ----------------------------------------------------------------------------
     def curate(self, spec: RecipeSpec) -> tuple[pa.Table, dict]:
         track = spec.track
-        pool_table = self.pool(track.pool)
+        pool_table = self.track_pool(track)
         steps = [s.model_dump() for s in spec.recipe.steps]
         ref = track.track.reference.model_dump() if track.track.reference else None
-        stage = self.store.stage(
-            "curate",
-            {
-                "pool": track.pool.model_dump(),
-                "steps": steps,
-                "reference": ref,
-                "seed": CURATION_SEED,
-            },
-        )
+        inputs = {
+            "pool": track.pool.model_dump(mode="json"),
+            "steps": steps,
+            "reference": ref,
+            "seed": CURATION_SEED,
+        }
+        if track.track.eval_images:
+            inputs["guard"] = [e.model_dump() for e in track.track.eval_images]
+        stage = self.store.stage("curate", inputs)
         if not stage.done:
             reader = ShardReader(self.store.root)
             reference = cache(lambda: self.reference(track))
@@ -97,30 +122,47 @@ class Runner:
 
                 def context(i: int, step: Step) -> StepContext:
                     name = f"{spec.file}: steps[{i}] ({step.op})"
-                    return StepContext(name, reader, CURATION_SEED + i, work / f"step{i}",
-                                       self.device, reference)  # fmt: skip
+                    return StepContext(
+                        name, reader, CURATION_SEED + i, work / f"step{i}", self.device, reference
+                    )
 
                 t0 = time.perf_counter()
                 result = curation.curate(pool_table, spec.recipe.steps, context)
                 curation.write(result, work)
                 report = {
-                    "pool_rows": pool_table.num_rows, "curated_rows": result.table.num_rows,
-                    "uid_hash": result.uid_hash, "steps": result.steps,
+                    "pool_rows": pool_table.num_rows,
+                    "curated_rows": result.table.num_rows,
+                    "uid_hash": result.uid_hash,
+                    "steps": result.steps,
                     "wall_s": round(time.perf_counter() - t0, 3),
-                }  # fmt: skip
+                }
                 write_atomic(work / "report.json", json.dumps(report, indent=2))
         return pq.read_table(stage.path / "curated.parquet"), json.loads(
             (stage.path / "report.json").read_text()
         )
 
     # -- train -----------------------------------------------------------------------------
-    def train(self, table: pa.Table, scale: Scale, sampler: Step, seed: int,
-              name: str = "train", stop_after: int | None = None) -> Path:  # fmt: skip
+    def train(
+        self,
+        table: pa.Table,
+        scale: Scale,
+        sampler: Step,
+        seed: int,
+        name: str = "train",
+        stop_after: int | None = None,
+    ) -> Path:
         uid_hash = curation.uid_hash(table.column("uid").to_pylist())
         captions = curation.uid_hash(table.column("caption").to_pylist())
-        stage = self.store.stage(name, {"data": uid_hash, "captions": captions,
-                                        "scale": scale.model_dump(), "sampler": sampler.model_dump(),
-                                        "seed": seed})  # fmt: skip
+        stage = self.store.stage(
+            name,
+            {
+                "data": uid_hash,
+                "captions": captions,
+                "scale": scale.model_dump(),
+                "sampler": sampler.model_dump(),
+                "seed": seed,
+            },
+        )
         if stage.done:
             return stage.path
         op = ops.get(sampler.op)
@@ -130,8 +172,9 @@ class Runner:
             return op.fn(t, params, batch_size, rng)
 
         with stage.build(resume=True) as work:
-            record = train.train(table, self.store.root, scale, order, seed, work, self.device,
-                                 stop_after)  # fmt: skip
+            record = train.train(
+                table, self.store.root, scale, order, seed, work, self.device, stop_after
+            )
             if "stopped_at" in record:
                 raise Interrupted(record["stopped_at"])
             write_atomic(work / "train.json", json.dumps(record, indent=2))
@@ -140,14 +183,22 @@ class Runner:
     # -- evaluate --------------------------------------------------------------------------
     def evaluate(self, model_dir: Path, track: TrackSpec) -> dict:
         ev = track.track.eval
-        stage = self.store.stage("evaluate", {"model": str(model_dir.name), "suite": ev.suite,
-                                              "version": ev.version, "tasks": ev.tasks,
-                                              "options": ev.options})  # fmt: skip
+        stage = self.store.stage(
+            "evaluate",
+            {
+                "model": str(model_dir.name),
+                "suite": ev.suite,
+                "version": ev.version,
+                "tasks": ev.tasks,
+                "options": ev.options,
+            },
+        )
         if not stage.done:
             bundle = clip.create(str(model_dir), device=self.device)
             results = {}
             for name in ev.tasks:
                 opts = {**ev.options.get("all", {}), **ev.options.get(name, {})}
+                opts = resolve_paths(opts, track.data_root)
                 t0 = time.perf_counter()
                 results[name] = tasks.get(name).fn(bundle, opts) | {
                     "model": str(model_dir),
@@ -165,20 +216,28 @@ class Runner:
         results = self.evaluate(model_dir, spec.track)
         ev = spec.track.track.eval
         return {
-            "recipe": spec.recipe.name, "recipe_hash": spec.hash, "recipe_file": spec.file,
-            "track": spec.track.track.name, "scale": scale_name, "seed": seed,
-            "suite": ev.suite, "suite_version": ev.version,
+            "recipe": spec.recipe.name,
+            "recipe_hash": spec.hash,
+            "recipe_file": spec.file,
+            "track": spec.track.track.name,
+            "scale": scale_name,
+            "seed": seed,
+            "suite": ev.suite,
+            "suite_version": ev.version,
             "tasks": results,
             "headline": {n: results[n]["metrics"][tasks.get(n).headline] for n in ev.tasks},
-            "curated": {"size": report["curated_rows"], "pool_size": report["pool_rows"],
-                        "uid_hash": report["uid_hash"]},
+            "curated": {
+                "size": report["curated_rows"],
+                "pool_size": report["pool_rows"],
+                "uid_hash": report["uid_hash"],
+            },
             "costs": {"curation_wall_s": report["wall_s"], "steps": report["steps"]},
             "train": json.loads((model_dir / "train.json").read_text()),
             "device": self.device,
-            "versions": {lib: version(lib) for lib in LIBRARIES} | {
-                "python": platform.python_version()},
+            "versions": {lib: version(lib) for lib in LIBRARIES}
+            | {"python": platform.python_version()},
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        }  # fmt: skip
+        }
 
 
 class Interrupted(Exception):

@@ -70,8 +70,12 @@ class Stage:
                 shutil.rmtree(self.partial)
             self.partial.mkdir(exist_ok=True)
             yield self.partial
-            manifest = {"stage": self.name, "key": self.key, "inputs": self.inputs,
-                        "smallcomp": __version__}  # fmt: skip
+            manifest = {
+                "stage": self.name,
+                "key": self.key,
+                "inputs": self.inputs,
+                "smallcomp": __version__,
+            }
             write_atomic(self.partial / MANIFEST, json.dumps(manifest, indent=2, default=str))
             if self.path.exists():
                 shutil.rmtree(self.path)

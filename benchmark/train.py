@@ -32,8 +32,9 @@ CHECKPOINT = "checkpoint.pt"
 class Pairs(Dataset):
     """(image tensor, token ids) for row i of the curated table."""
 
-    def __init__(self, refs: list[str], captions: list[str], reader: ShardReader, preprocess,
-                 tokenizer) -> None:  # fmt: skip
+    def __init__(
+        self, refs: list[str], captions: list[str], reader: ShardReader, preprocess, tokenizer
+    ) -> None:
         self.refs, self.captions = refs, captions
         self.reader, self.preprocess, self.tokenizer = reader, preprocess, tokenizer
 
@@ -45,8 +46,9 @@ class Pairs(Dataset):
         return image, self.tokenizer([self.captions[i]])[0]
 
 
-def batches(table: pa.Table, order_fn: Callable, batch_size: int, seed: int, start: int,
-            steps: int) -> Iterator[list[int]]:  # fmt: skip
+def batches(
+    table: pa.Table, order_fn: Callable, batch_size: int, seed: int, start: int, steps: int
+) -> Iterator[list[int]]:
     """Batches ``start..steps-1`` of the deterministic stream (epochs drop their remainder)."""
     step, epoch = 0, 0
     while step < steps:
@@ -72,15 +74,18 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     named = list(model.named_parameters())
     return [
         {"params": [p for n, p in named if exclude(n, p) and p.requires_grad], "weight_decay": 0.0},
-        {"params": [p for n, p in named if not exclude(n, p) and p.requires_grad],
-         "weight_decay": weight_decay},
-    ]  # fmt: skip
+        {
+            "params": [p for n, p in named if not exclude(n, p) and p.requires_grad],
+            "weight_decay": weight_decay,
+        },
+    ]
 
 
 def _save_checkpoint(path: Path, model, optimizer, step: int) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "step": step}, tmp)  # fmt: skip
+    torch.save(
+        {"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, tmp
+    )
     os.replace(tmp, path)
 
 
@@ -104,8 +109,9 @@ def train(
     )
     preprocess = open_clip.image_transform(model.visual.image_size, is_train=False)
     tokenizer = open_clip.get_tokenizer(scale.model)
-    optimizer = torch.optim.AdamW(_param_groups(model, scale.weight_decay), lr=scale.lr,
-                                  betas=scale.betas, eps=scale.eps)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, scale.weight_decay), lr=scale.lr, betas=scale.betas, eps=scale.eps
+    )
     steps = scale.steps
     if scale.schedule == "cosine":
         adjust = cosine_lr(optimizer, scale.lr, scale.warmup, steps)
@@ -118,8 +124,13 @@ def train(
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
-    data = Pairs(table.column("image").to_pylist(), table.column("caption").to_pylist(),
-                 ShardReader(store_root), preprocess, tokenizer)  # fmt: skip
+    data = Pairs(
+        table.column("image").to_pylist(),
+        table.column("caption").to_pylist(),
+        ShardReader(store_root),
+        preprocess,
+        tokenizer,
+    )
     loader = DataLoader(
         data,
         batch_sampler=list(batches(table, order_fn, scale.batch_size, seed, start, steps)),
@@ -127,8 +138,9 @@ def train(
         prefetch_factor=4 if scale.workers else None,
     )
     loss_fn = ClipLoss()
-    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
-                              enabled=scale.precision != "fp32")  # fmt: skip
+    autocast = torch.autocast(
+        device.split(":")[0], dtype=torch.bfloat16, enabled=scale.precision != "fp32"
+    )
     model.train()
     t0, losses = time.perf_counter(), []
     bar = tqdm(total=steps, initial=start, desc="train", unit="step", mininterval=1.0)
@@ -159,9 +171,12 @@ def train(
     ckpt.unlink(missing_ok=True)
     wall = time.perf_counter() - t0
     return {
-        "steps": steps, "samples_seen": steps * scale.batch_size, "resumed_from": start,
-        "wall_s": round(wall, 2), "final_loss": losses[-1] if losses else None,
+        "steps": steps,
+        "samples_seen": steps * scale.batch_size,
+        "resumed_from": start,
+        "wall_s": round(wall, 2),
+        "final_loss": losses[-1] if losses else None,
         "samples_per_s": round((steps - start) * scale.batch_size / wall, 1) if wall else None,
         "curated_size": table.num_rows,
         "epochs": round(steps * scale.batch_size / max(table.num_rows, 1), 2),
-    }  # fmt: skip
+    }

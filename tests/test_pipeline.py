@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,13 +13,12 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from conftest import REPO
 
 from benchmark.cli import main
 from benchmark.pipeline import Runner
 from benchmark.spec.load import load_recipe
 from benchmark.store import Store
-
-from conftest import REPO
 
 STEPS = "steps:\n  - op: language\n  - op: caption_length\n    min_words: 2\n"
 
@@ -62,10 +60,22 @@ def test_sigkill_during_training_then_rerun_matches_uninterrupted(tmp_path, reci
     r = recipe(STEPS)
     reference = _run(tmp_path / "clean", r)
     runs = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "benchmark.cli", "--runs", str(runs), "run", str(r),
-           "--scale", "micro", "--seeds", "0", "--leaderboard", str(tmp_path / "lb")]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmark.cli",
+        "--runs",
+        str(runs),
+        "run",
+        str(r),
+        "--scale",
+        "micro",
+        "--seeds",
+        "0",
+        "--leaderboard",
+        str(tmp_path / "lb"),
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not list(runs.glob("train/*.partial/checkpoint.pt")):
         assert proc.poll() is None, "run ended before its first checkpoint"
@@ -86,7 +96,8 @@ def test_checkpoint_loads_in_open_clip_and_uids_are_datacomp_npy(tmp_path, recip
     result = _run(tmp_path, recipe(STEPS))
     model_dir = Path(result["tasks"]["zeroshot"]["model"])
     model, _, _ = open_clip.create_model_and_transforms(
-        "shapes-vit-tiny", pretrained=str(model_dir / "open_clip_model.safetensors"))
+        "shapes-vit-tiny", pretrained=str(model_dir / "open_clip_model.safetensors")
+    )
     local, _, _ = open_clip.create_model_and_transforms(f"local-dir:{model_dir}")
     for a, b in zip(model.state_dict().values(), local.state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -98,8 +109,20 @@ def test_checkpoint_loads_in_open_clip_and_uids_are_datacomp_npy(tmp_path, recip
 @pytest.mark.slow
 def test_cli_run_prints_row_and_writes_leaderboard(tmp_path, recipe, capsys):
     r = recipe("steps:\n  - op: no_filter\n", name="plain")
-    code = main(["--runs", str(tmp_path / "runs"), "run", str(r), "--scale", "micro",
-                 "--seeds", "0,1", "--leaderboard", str(tmp_path / "lb")])  # fmt: skip
+    code = main(
+        [
+            "--runs",
+            str(tmp_path / "runs"),
+            "run",
+            str(r),
+            "--scale",
+            "micro",
+            "--seeds",
+            "0,1",
+            "--leaderboard",
+            str(tmp_path / "lb"),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "plain (2 seeds): average" in out

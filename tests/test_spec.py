@@ -34,8 +34,12 @@ def test_malformed_file_gives_one_located_line(path: Path, capsys):
 
 def test_real_cli_exit_code_and_stderr():
     bad = HERE / "malformed" / "recipe_param_range.yaml"
-    proc = subprocess.run([sys.executable, "-m", "benchmark.cli", "validate", str(bad)],
-                          capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert f"{bad}:5:15:" in proc.stderr

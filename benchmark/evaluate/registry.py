@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-BUILTIN_MODULES = ("benchmark.evaluate.shapes",)
+BUILTIN_MODULES = ("benchmark.evaluate.shapes", "benchmark.evaluate.suite")
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,13 @@ from benchmark.pools.shapes_world import (
 
 EVAL_SEED = 1_000_003  # far from any pool seed: eval scenes are never pool scenes
 CLASSNAMES = [f"{c} {s}" for s in SHAPES for c in COLOURS]
-TEMPLATES = ["a {c}.", "a picture of a {c}.", "there is a {c}.", "a photo of a {c}.",
-             "a {c} on a grey background."]  # fmt: skip
+TEMPLATES = [
+    "a {c}.",
+    "a picture of a {c}.",
+    "there is a {c}.",
+    "a photo of a {c}.",
+    "a {c} on a grey background.",
+]
 
 Item = tuple[tuple[Obj, ...], list[str]]  # objects, [positive, negatives...]
 
@@ -142,8 +147,10 @@ def add_obj_item(rng):
     extra = Obj(
         _other(rng, SHAPES, {o.shape for o in objs}),
         _other(rng, COLOURS, {o.colour for o in objs}),
-        "small", 0, 0,
-    )  # fmt: skip
+        "small",
+        0,
+        0,
+    )
     return objs, [_listed(objs), _listed((*objs, extra))]
 
 
@@ -222,5 +229,9 @@ def zeroshot_task(bundle: ClipBundle, options: dict) -> dict:
     labels = torch.tensor([y for _, y in items])
     weights = zeroshot.classifier(bundle, CLASSNAMES, TEMPLATES)
     m = zeroshot.metrics(feats, labels, weights)
-    return {"dataset": "shapes/zeroshot", "task": "zeroshot_classification", "metrics": m,
-            "n": len(items)}  # fmt: skip
+    return {
+        "dataset": "shapes/zeroshot",
+        "task": "zeroshot_classification",
+        "metrics": m,
+        "n": len(items),
+    }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +15,23 @@ from benchmark.ops import registry as ops
 from benchmark.spec.errors import SpecError
 from benchmark.spec.recipe import Recipe, Step
 from benchmark.spec.track import Scale, Track
-from benchmark.spec.validation import validate
+from benchmark.spec.validation import field_name, validate
 from benchmark.spec.yamlfile import Located, load_yaml
 
 TRAINING_KEYS = set(Scale.model_fields) | {
-    "scale", "scales", "train", "training", "optimizer", "epochs", "pool", "eval", "reference",
-}  # fmt: skip
+    "scale",
+    "scales",
+    "train",
+    "training",
+    "optimizer",
+    "epochs",
+    "pool",
+    "eval",
+    "reference",
+}
+
+
+PATH_KEYS = ("root", "path", "captions", "split_file", "image_root", "dir")
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,7 @@ class TrackSpec:
     pool: pools.PoolParams
     reference_pool: pools.PoolParams | None
     file: str
+    data_root: Path
 
     def scale(self, name: str) -> Scale:
         if name not in self.track.scales:
@@ -58,13 +72,32 @@ def _pool_params(doc: Located, data: object, prefix: tuple) -> pools.PoolParams:
     return validate(doc, kind.params, data, prefix)
 
 
+def expand(text: str) -> str:
+    """``$VAR``, ``${VAR}`` and ``${VAR:-default}`` from the environment."""
+    text = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1]) or m[2], text)
+    return os.path.expandvars(text)
+
+
+def resolve_paths(data: dict, root: Path) -> dict:
+    """Relative path-valued options point into the track's data root."""
+    return {
+        k: str(root / expand(v)) if k in PATH_KEYS and isinstance(v, str) else v
+        for k, v in data.items()
+    }
+
+
 def load_track(path: str | Path) -> TrackSpec:
     doc = load_yaml(path)
     track = validate(doc, Track, doc.data)
-    pool = _pool_params(doc, track.pool, ("pool",))
+    root = Path(path).parent
+    if track.data_root is not None:
+        root = (root / expand(track.data_root)).resolve()
+    pool = _pool_params(doc, resolve_paths(track.pool, root), ("pool",))
     ref_pool = None
     if track.reference is not None and track.reference.pool is not None:
-        ref_pool = _pool_params(doc, track.reference.pool, ("reference", "pool"))
+        ref_pool = _pool_params(
+            doc, resolve_paths(track.reference.pool, root), ("reference", "pool")
+        )
     for i, name in enumerate(track.eval.tasks):
         if name not in tasks.names():
             raise doc.error(("eval", "tasks", i), f"unknown eval task '{name}'")
@@ -73,7 +106,7 @@ def load_track(path: str | Path) -> TrackSpec:
     for name, scale in track.scales.items():
         if not known_config(scale.model):
             raise doc.error(("scales", name, "model"), f"unknown model config '{scale.model}'")
-    return TrackSpec(track, pool, ref_pool, doc.file)
+    return TrackSpec(track, pool, ref_pool, doc.file, root)
 
 
 def find_track(name: str, near: Path) -> Path:
@@ -90,11 +123,11 @@ def find_track(name: str, near: Path) -> Path:
 
 def _step(doc: Located, raw: object, where: tuple, sampler: bool) -> Step:
     if not isinstance(raw, dict):
-        raise doc.error(where, f"field '{_name(where)}' must be a mapping with an 'op'")
+        raise doc.error(where, f"field '{field_name(where)}' must be a mapping with an 'op'")
     if "op" not in raw:
-        raise doc.error(where, f"field '{_name(where)}' is missing 'op'")
+        raise doc.error(where, f"field '{field_name(where)}' is missing 'op'")
     if not isinstance(raw["op"], str):
-        raise doc.error(where + ("op",), f"field '{_name(where)}.op' must be an op name")
+        raise doc.error(where + ("op",), f"field '{field_name(where)}.op' must be an op name")
     try:
         op = ops.get(raw["op"])
     except KeyError as e:
@@ -104,12 +137,6 @@ def _step(doc: Located, raw: object, where: tuple, sampler: bool) -> Step:
         raise doc.error(where + ("op",), f"'{op.name}' is a {op.kind} op; here it must be {want}")
     params = {k: v for k, v in raw.items() if k != "op"}
     return Step(op=op.name, params=validate(doc, op.params, params, where).model_dump())
-
-
-def _name(where: tuple) -> str:
-    from benchmark.spec.validation import field_name
-
-    return field_name(where)
 
 
 def load_recipe(path: str | Path, track_override: str | None = None) -> RecipeSpec:

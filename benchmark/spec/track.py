@@ -66,10 +66,22 @@ class Eval(Strict):
     options: dict = {}
 
 
+class EvalImages(Strict):
+    """Images the suite evaluates on; pools are checked against them (by id and by pHash)."""
+
+    name: str
+    dir: str = Field(description="directory of the eval images, relative to data_root")
+    dataset: str | None = Field(None, description="pool source whose image ids are comparable")
+
+
 class Track(Strict):
     name: str
     description: str = ""
+    data_root: str | None = Field(
+        None, description="where relative data paths point; ${VAR:-default} expands"
+    )
     pool: dict
+    eval_images: list[EvalImages] = []
     reference: Reference | None = None
     eval: Eval
     rules: Rules = Rules()
