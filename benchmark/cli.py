@@ -69,12 +69,36 @@ def cmd_ops(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pool(args: argparse.Namespace) -> int:
-    from benchmark.spec.load import load_track
+def cmd_pool_build(args: argparse.Namespace) -> int:
+    from benchmark.spec.load import find_track, load_track
 
-    spec = load_track(args.track)
-    table = _runner(args).pool(spec.pool)
+    spec = load_track(find_track(args.track, Path.cwd()))
+    table = _runner(args).track_pool(spec)
     print(f"{spec.track.name}: {table.num_rows:,} rows, columns {', '.join(table.column_names)}")
+    return 0
+
+
+def cmd_pool_download(args: argparse.Namespace) -> int:
+    from benchmark.pools import download
+
+    to = Path(args.to)
+    if args.dataset == "coco":
+        if args.dry_run:
+            for req in download.coco_requests(to):
+                print(req)
+            return 0
+        print(f"COCO train2017 ready at {download.download_coco(to)}")
+        return 0
+    if args.tsv is None:
+        print(
+            "smallcomp: error: cc3m needs --tsv (the url/caption TSV you obtained)", file=sys.stderr
+        )
+        return 2
+    if args.dry_run:
+        url_list = download.tsv_with_header(Path(args.tsv), to, "url", "caption")
+        print(" ".join(download.img2dataset_command(url_list, to)))
+        return 0
+    print(download.download_cc3m(Path(args.tsv), to).summary())
     return 0
 
 
@@ -192,9 +216,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+", metavar="FILE")
     s.set_defaults(fn=cmd_validate)
 
-    s = sub.add_parser("pool", help="build a track's pool table and shards")
-    s.add_argument("track", help="track file")
-    s.set_defaults(fn=cmd_pool)
+    s = sub.add_parser("pool", help="build a track's pool, or download a source dataset")
+    pool = s.add_subparsers(dest="pool_command", required=True, metavar="ACTION")
+    b = pool.add_parser(
+        "build",
+        help="build a track's pool table and shards (checked against the track's eval images)",
+    )
+    b.add_argument("track", help="track name or file")
+    b.set_defaults(fn=cmd_pool_build)
+    d = pool.add_parser("download", help="download COCO 2017 (resumable) or CC3M via img2dataset")
+    d.add_argument("dataset", choices=["coco", "cc3m"])
+    d.add_argument("--to", required=True, help="destination directory")
+    d.add_argument("--tsv", help="cc3m: the url<TAB>caption file to fetch")
+    d.add_argument(
+        "--dry-run", action="store_true", help="print what would be fetched, fetch nothing"
+    )
+    d.set_defaults(fn=cmd_pool_download)
 
     s = sub.add_parser("curate", help="apply a recipe's steps to the pool")
     s.add_argument("recipe")

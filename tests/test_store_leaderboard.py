@@ -1,0 +1,64 @@
+"""Run store atomicity and leaderboard aggregation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from benchmark import leaderboard
+from benchmark.store import Store
+
+
+def test_stage_that_dies_leaves_nothing_finished(tmp_path: Path):
+    stage = Store(tmp_path).stage("curate", {"a": 1})
+    with pytest.raises(RuntimeError), stage.build() as work:
+        (work / "half.parquet").write_text("partial")
+        raise RuntimeError("killed")
+    assert not stage.done and not stage.path.exists()
+    with stage.build() as work:
+        assert not (work / "half.parquet").exists()  # a dead run's leftovers are discarded
+        (work / "out.txt").write_text("ok")
+    assert stage.done and (stage.path / "out.txt").read_text() == "ok"
+    assert stage.manifest()["inputs"] == {"a": 1}
+
+
+def test_stage_key_depends_on_inputs_only(tmp_path: Path):
+    s = Store(tmp_path)
+    assert s.stage("x", {"a": 1, "b": 2}).key == s.stage("x", {"b": 2, "a": 1}).key
+    assert s.stage("x", {"a": 1}).key != s.stage("x", {"a": 2}).key
+
+
+def test_mean_ci_is_student_t_interval():
+    m, h = leaderboard.mean_ci([0.5, 0.6, 0.7])
+    assert m == pytest.approx(0.6)
+    assert h == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3))
+    assert math.isnan(leaderboard.mean_ci([0.4])[1])
+
+
+def _result(recipe: str, seed: int, score: float) -> dict:
+    return {
+        "recipe": recipe,
+        "recipe_hash": recipe * 4,
+        "track": "t",
+        "scale": "s",
+        "seed": seed,
+        "headline": {"zeroshot": score, "relation": 0.5},
+        "curated": {"size": 10},
+        "costs": {"curation_wall_s": 1.0},
+    }
+
+
+def test_leaderboard_ranks_recipes_and_shows_ci(tmp_path: Path):
+    for seed, (a, b) in enumerate([(0.3, 0.5), (0.32, 0.52), (0.31, 0.51)]):
+        leaderboard.save_result(tmp_path, _result("aaaa", seed, a))
+        leaderboard.save_result(tmp_path, _result("bbbb", seed, b))
+    (page,) = leaderboard.build(tmp_path)
+    text = page.read_text()
+    rows = [
+        line for line in text.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")
+    ]
+    assert rows[0].startswith("| 1 | bbbb") and rows[1].startswith("| 2 | aaaa")
+    assert "51.0 ± 2.5" in rows[0]
