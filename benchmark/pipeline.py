@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -31,10 +32,16 @@ from benchmark.pools.shards import ShardReader
 from benchmark.spec.load import RecipeSpec, TrackSpec, resolve_paths
 from benchmark.spec.recipe import Step
 from benchmark.spec.track import Scale
-from benchmark.store import Store, write_atomic
+from benchmark.store import Stage, Store, write_atomic
 
 CURATION_SEED = 0  # curation is part of the recipe, not of the training seed
 LIBRARIES = ("smallcomp", "torch", "open_clip_torch", "clip-benchmark", "webdataset", "pyarrow")
+
+
+def say(stage: Stage) -> None:
+    """One line per stage, so a user sees what is reused and what is being computed."""
+    state = "cached" if stage.done else "running"
+    print(f"[{stage.name}] {state}  ({stage.path})", file=sys.stderr, flush=True)
 
 
 def default_device() -> str:
@@ -56,6 +63,7 @@ class Runner:
                 [e.name, [Path(f).name for f in e.files], e.dataset] for e in eval_sets
             ]
         stage = self.store.stage("pool", inputs)
+        say(stage)
         if not stage.done:
             with stage.build() as work:
                 built = pools.get(params.kind).build(params, work)
@@ -115,6 +123,7 @@ class Runner:
         if track.track.eval_images:
             inputs["guard"] = [e.model_dump() for e in track.track.eval_images]
         stage = self.store.stage("curate", inputs)
+        say(stage)
         if not stage.done:
             reader = ShardReader(self.store.root)
             reference = cache(lambda: self.reference(track))
@@ -163,6 +172,7 @@ class Runner:
                 "seed": seed,
             },
         )
+        say(stage)
         if stage.done:
             return stage.path
         op = ops.get(sampler.op)
@@ -193,6 +203,7 @@ class Runner:
                 "options": ev.options,
             },
         )
+        say(stage)
         if not stage.done:
             bundle = clip.create(str(model_dir), device=self.device)
             results = {}

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from PIL import Image
 
 from benchmark import pools
@@ -16,14 +14,6 @@ from benchmark.pools.shards import ShardReader
 
 REPO = Path(__file__).resolve().parents[1]
 REENCODINGS = ((256, 75), (200, 60), (160, 50))  # longest side in px, JPEG quality
-
-
-@pytest.fixture(scope="module")
-def samples() -> Path:
-    root = Path(os.environ.get("SMALLCOMP_SAMPLES", REPO.parent / "shared" / "data"))
-    if not (root / "coco-mini").is_dir():
-        pytest.skip(f"sample data not found at {root} (set SMALLCOMP_SAMPLES)")
-    return root
 
 
 def reencode(src: Path, dst: Path, size: int, quality: int) -> None:

@@ -5,7 +5,6 @@ test controls, and bad input skipped and counted."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -32,14 +31,6 @@ OFFLINE_SUGARCREPE = {
     "swap_att": 24,
     "swap_obj": 10,
 }
-
-
-@pytest.fixture(scope="module")
-def samples() -> Path:
-    root = Path(os.environ.get("SMALLCOMP_SAMPLES", REPO / ".." / "shared" / "data")).resolve()
-    if not root.is_dir():
-        pytest.skip(f"no sample data at {root} (set SMALLCOMP_SAMPLES)")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 import shutil
 import struct
@@ -26,14 +25,6 @@ from benchmark.pools.shards import ShardReader
 
 REPO = Path(__file__).resolve().parents[1]
 UID = re.compile(r"[0-9a-f]{32}")
-
-
-@pytest.fixture(scope="module")
-def samples() -> Path:
-    root = Path(os.environ.get("SMALLCOMP_SAMPLES", REPO.parent / "shared" / "data"))
-    if not (root / "coco-mini").is_dir():
-        pytest.skip(f"sample data not found at {root} (set SMALLCOMP_SAMPLES)")
-    return root
 
 
 def build(kind: str, out: Path, **params: object) -> PoolBuild:

@@ -128,6 +128,28 @@ def tar_paths(pattern: str | Path) -> tuple[Path, list[Path]]:
     return root, tars
 
 
+def add_tar_sample(
+    rows: PoolRows,
+    writer: ShardWriter,
+    n: int,
+    members: dict[str, bytes],
+    source: str,
+    native: str,
+) -> int:
+    """Store one tar sample as pool row ``n``; 1 if it was added, 0 if skipped (and counted)."""
+    uid = sample_uid(source, native, 0)
+    try:
+        if uid in rows:
+            raise Rejected("duplicate_uid")
+        caption = caption_member(members)
+        image = store_image(writer, f"{n:09d}", image_member(members))
+    except Rejected as r:
+        rows.skip(r.reason)
+        return 0
+    rows.add(uid, caption, image, source, image_group=native)
+    return 1
+
+
 def _from_tars(p: ByodPool, rows: PoolRows, writer: ShardWriter) -> None:
     root, tars = tar_paths(p.path)
     n = 0
@@ -135,17 +157,7 @@ def _from_tars(p: ByodPool, rows: PoolRows, writer: ShardWriter) -> None:
         samples = TarSamples(tar)
         for key, members in samples:
             native = f"{tar.relative_to(root).as_posix()}/{key}"
-            uid = sample_uid(p.source, native, 0)
-            try:
-                if uid in rows:
-                    raise Rejected("duplicate_uid")
-                caption = caption_member(members)
-                image = store_image(writer, f"{n:09d}", image_member(members))
-            except Rejected as r:
-                rows.skip(r.reason)
-                continue
-            n += 1
-            rows.add(uid, caption, image, p.source, image_group=native)
+            n += add_tar_sample(rows, writer, n, members, p.source, native)
         if samples.truncated:
             rows.skip("truncated_tar")
             rows.skip("lost_in_truncated_tar", samples.partial)

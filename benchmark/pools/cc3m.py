@@ -17,8 +17,8 @@ from pydantic import Field
 from tqdm import tqdm
 
 from benchmark.pools import PoolBuild, PoolParams, register
-from benchmark.pools.byod import TarSamples, caption_member, image_member
-from benchmark.pools.images import PoolRows, Rejected, sample_uid, store_image
+from benchmark.pools.byod import TarSamples, add_tar_sample
+from benchmark.pools.images import PoolRows
 from benchmark.pools.shards import ShardWriter
 
 SOURCE = "cc3m"
@@ -64,17 +64,7 @@ def build(p: Cc3mPool, out_dir: Path) -> PoolBuild:
             seen.add(key)
             url = _url(members)
             native = url or f"{tar.name}/{key}"
-            uid = sample_uid(SOURCE, native, 0)
-            try:
-                if uid in rows:
-                    raise Rejected("duplicate_uid")
-                caption = caption_member(members)
-                image = store_image(writer, f"{n:09d}", image_member(members))
-            except Rejected as r:
-                rows.skip(r.reason)
-                continue
-            n += 1
-            rows.add(uid, caption, image, SOURCE, image_group=native)
+            n += add_tar_sample(rows, writer, n, members, SOURCE, native)
         if samples.truncated:
             written = _written(tar)
             rows.skip("truncated_tar")
