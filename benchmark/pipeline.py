@@ -32,7 +32,7 @@ from benchmark.pools.shards import ShardReader
 from benchmark.spec.load import RecipeSpec, TrackSpec, resolve_paths
 from benchmark.spec.recipe import Step
 from benchmark.spec.track import Scale
-from benchmark.store import Stage, Store, write_atomic
+from benchmark.store import Stage, Store, digest, write_atomic
 
 CURATION_SEED = 0  # curation is part of the recipe, not of the training seed
 LIBRARIES = ("smallcomp", "torch", "open_clip_torch", "clip-benchmark", "webdataset", "pyarrow")
@@ -158,20 +158,21 @@ class Runner:
         sampler: Step,
         seed: int,
         name: str = "train",
-        stop_after: int | None = None,
+        loss: str = "clip",
     ) -> Path:
-        uid_hash = curation.uid_hash(table.column("uid").to_pylist())
-        captions = curation.uid_hash(table.column("caption").to_pylist())
-        stage = self.store.stage(
-            name,
-            {
-                "data": uid_hash,
-                "captions": captions,
-                "scale": scale.model_dump(),
-                "sampler": sampler.model_dump(),
-                "seed": seed,
-            },
-        )
+        inputs = {
+            "data": curation.uid_hash(table.column("uid").to_pylist()),
+            "captions": curation.uid_hash(table.column("caption").to_pylist()),
+            "scale": scale.model_dump(),
+            "sampler": sampler.model_dump(),
+            "seed": seed,
+        }
+        for column in (train.REWRITES, train.NEGATIVES):
+            if column in table.column_names:
+                inputs[column] = digest(table.column(column).to_pylist())
+        if loss != "clip":
+            inputs["loss"] = loss
+        stage = self.store.stage(name, inputs)
         say(stage)
         if stage.done:
             return stage.path
@@ -183,10 +184,8 @@ class Runner:
 
         with stage.build(resume=True) as work:
             record = train.train(
-                table, self.store.root, scale, order, seed, work, self.device, stop_after
+                table, self.store.root, scale, order, seed, work, self.device, loss
             )
-            if "stopped_at" in record:
-                raise Interrupted(record["stopped_at"])
             write_atomic(work / "train.json", json.dumps(record, indent=2))
         return stage.path
 
@@ -223,7 +222,7 @@ class Runner:
     def run(self, spec: RecipeSpec, scale_name: str, seed: int) -> dict:
         scale = spec.track.scale(scale_name)
         table, report = self.curate(spec)
-        model_dir = self.train(table, scale, spec.recipe.sampler, seed)
+        model_dir = self.train(table, scale, spec.recipe.sampler, seed, loss=spec.recipe.loss)
         results = self.evaluate(model_dir, spec.track)
         ev = spec.track.track.eval
         return {
@@ -249,7 +248,3 @@ class Runner:
             | {"python": platform.python_version()},
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
-
-
-class Interrupted(Exception):
-    """Training stopped early on request (``stop_after``); its checkpoint stays for resuming."""

@@ -22,6 +22,7 @@ from open_clip_train.scheduler import const_lr, cosine_lr
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from benchmark.loss import NegClipLoss
 from benchmark.models import clip
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.track import Scale
@@ -29,27 +30,68 @@ from benchmark.spec.track import Scale
 CHECKPOINT = "checkpoint.pt"
 
 
+REWRITES = "caption_rewrites"  # LaCLIP: each epoch draws the original or one rewrite
+NEGATIVES = "negative_captions"  # NegCLIP: each epoch draws one hard negative per sample
+
+
+def draw(seed: int, epoch: int, uid: str, n: int) -> int:
+    """A choice among ``n`` that depends only on (seed, epoch, uid): resumable, order-free."""
+    return int(np.random.default_rng([seed, epoch, int(uid[:15], 16)]).integers(n))
+
+
 class Pairs(Dataset):
-    """(image tensor, token ids) for row i of the curated table."""
+    """Row i of the curated table at a given epoch: (image, caption tokens[, negative tokens]).
+
+    Indices are ``(row, epoch)`` pairs so per-epoch choices (rewrites, negatives) stay a pure
+    function of the data order, which a resumed run replays exactly.
+    """
 
     def __init__(
-        self, refs: list[str], captions: list[str], reader: ShardReader, preprocess, tokenizer
+        self,
+        table: pa.Table,
+        reader: ShardReader,
+        preprocess,
+        tokenizer,
+        seed: int,
+        negatives: bool,
     ) -> None:
-        self.refs, self.captions = refs, captions
-        self.reader, self.preprocess, self.tokenizer = reader, preprocess, tokenizer
+        self.refs = table.column("image").to_pylist()
+        self.uids = table.column("uid").to_pylist()
+        self.captions = table.column("caption").to_pylist()
+        cols = table.column_names
+        self.rewrites = table.column(REWRITES).to_pylist() if REWRITES in cols else None
+        self.negatives = table.column(NEGATIVES).to_pylist() if negatives else None
+        self.reader, self.preprocess, self.tokenizer, self.seed = (
+            reader,
+            preprocess,
+            tokenizer,
+            seed,
+        )
 
     def __len__(self) -> int:
         return len(self.refs)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def caption(self, i: int, epoch: int) -> str:
+        options = [self.captions[i], *((self.rewrites[i] or []) if self.rewrites else [])]
+        return options[draw(self.seed, epoch, self.uids[i], len(options))]
+
+    def __getitem__(self, index: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+        i, epoch = index
         image = self.preprocess(self.reader.read_image(self.refs[i]))
-        return image, self.tokenizer([self.captions[i]])[0]
+        text = self.tokenizer([self.caption(i, epoch)])[0]
+        if self.negatives is None:
+            return image, text
+        # a row without negatives gets another row's caption: an ordinary extra negative
+        negs = self.negatives[i] or [self.captions[(i + 1) % len(self.captions)]]
+        negative = negs[draw(self.seed + 1, epoch, self.uids[i], len(negs))]
+        return image, text, self.tokenizer([negative])[0]
 
 
 def batches(
     table: pa.Table, order_fn: Callable, batch_size: int, seed: int, start: int, steps: int
-) -> Iterator[list[int]]:
-    """Batches ``start..steps-1`` of the deterministic stream (epochs drop their remainder)."""
+) -> Iterator[list[tuple[int, int]]]:
+    """Batches ``start..steps-1`` of the deterministic stream as (row, epoch) pairs; each epoch
+    drops its remainder."""
     step, epoch = 0, 0
     while step < steps:
         order = np.asarray(order_fn(table, batch_size, np.random.default_rng([seed, epoch])))
@@ -60,7 +102,7 @@ def batches(
             if step >= steps:
                 return
             if step >= start:
-                yield order[b * batch_size : (b + 1) * batch_size].tolist()
+                yield [(int(i), epoch) for i in order[b * batch_size : (b + 1) * batch_size]]
             step += 1
         epoch += 1
 
@@ -97,12 +139,14 @@ def train(
     seed: int,
     out: Path,
     device: str = "cpu",
-    stop_after: int | None = None,
+    loss: str = "clip",
 ) -> dict:
     """Train into ``out`` (resuming from its checkpoint if present); returns the train record.
 
-    ``stop_after`` ends the run early after that many steps (tests use it to simulate a crash).
+    ``loss`` is ``clip`` (open_clip's ClipLoss) or ``negclip`` (needs ``negative_captions``).
     """
+    if loss == "negclip" and NEGATIVES not in table.column_names:
+        raise ValueError(f"loss 'negclip' needs a '{NEGATIVES}' column: add a hard_negatives step")
     torch.manual_seed(seed)
     model = open_clip.create_model(
         scale.model, pretrained=scale.pretrained, device=device, output_dict=True
@@ -124,37 +168,34 @@ def train(
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
-    data = Pairs(
-        table.column("image").to_pylist(),
-        table.column("caption").to_pylist(),
-        ShardReader(store_root),
-        preprocess,
-        tokenizer,
-    )
+    data = Pairs(table, ShardReader(store_root), preprocess, tokenizer, seed, loss == "negclip")
     loader = DataLoader(
         data,
         batch_sampler=list(batches(table, order_fn, scale.batch_size, seed, start, steps)),
         num_workers=scale.workers,
         prefetch_factor=4 if scale.workers else None,
     )
-    loss_fn = ClipLoss()
+    loss_fn = NegClipLoss() if loss == "negclip" else ClipLoss()
     autocast = torch.autocast(
         device.split(":")[0], dtype=torch.bfloat16, enabled=scale.precision != "fp32"
     )
     model.train()
     t0, losses = time.perf_counter(), []
     bar = tqdm(total=steps, initial=start, desc="train", unit="step", mininterval=1.0)
-    for step, (images, texts) in enumerate(loader, start=start):
+    for step, (images, texts, *negatives) in enumerate(loader, start=start):
         adjust(step)
         with autocast:
             out_ = model(images.to(device), texts.to(device))
-            loss = loss_fn(out_["image_features"], out_["text_features"], out_["logit_scale"])
+            features = [out_["image_features"], out_["text_features"]]
+            if negatives:
+                features.append(model.encode_text(negatives[0].to(device), normalize=True))
+            value = loss_fn(*features, out_["logit_scale"])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         optimizer.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        losses.append(float(loss.detach()))
+        losses.append(float(value.detach()))
         done = step + 1
         bar.update(1)
         bar.set_postfix(
@@ -163,9 +204,6 @@ def train(
         )
         if done % scale.checkpoint_every == 0 and done < steps:
             _save_checkpoint(ckpt, model, optimizer, done)
-        if stop_after is not None and done >= stop_after:
-            bar.close()
-            return {"stopped_at": done}
     bar.close()
     clip.save(model, scale.model, out)
     ckpt.unlink(missing_ok=True)
