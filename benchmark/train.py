@@ -26,17 +26,14 @@ from benchmark.loss import NegClipLoss
 from benchmark.models import clip
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.track import Scale
+from benchmark.text.caption_pick import pick_caption
+from benchmark.text.seeding import sample_rng
 
 CHECKPOINT = "checkpoint.pt"
 
 
 REWRITES = "caption_rewrites"  # LaCLIP: each epoch draws the original or one rewrite
 NEGATIVES = "negative_captions"  # NegCLIP: each epoch draws one hard negative per sample
-
-
-def draw(seed: int, epoch: int, uid: str, n: int) -> int:
-    """A choice among ``n`` that depends only on (seed, epoch, uid): resumable, order-free."""
-    return int(np.random.default_rng([seed, epoch, int(uid[:15], 16)]).integers(n))
 
 
 class Pairs(Dataset):
@@ -72,8 +69,8 @@ class Pairs(Dataset):
         return len(self.refs)
 
     def caption(self, i: int, epoch: int) -> str:
-        options = [self.captions[i], *((self.rewrites[i] or []) if self.rewrites else [])]
-        return options[draw(self.seed, epoch, self.uids[i], len(options))]
+        rewrites = self.rewrites[i] if self.rewrites else None
+        return pick_caption(self.uids[i], self.captions[i], rewrites, self.seed, epoch)
 
     def __getitem__(self, index: tuple[int, int]) -> tuple[torch.Tensor, ...]:
         i, epoch = index
@@ -83,7 +80,7 @@ class Pairs(Dataset):
             return image, text
         # a row without negatives gets another row's caption: an ordinary extra negative
         negs = self.negatives[i] or [self.captions[(i + 1) % len(self.captions)]]
-        negative = negs[draw(self.seed + 1, epoch, self.uids[i], len(negs))]
+        negative = negs[int(sample_rng(self.uids[i], self.seed + 1, epoch).integers(len(negs)))]
         return image, text, self.tokenizer([negative])[0]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import open_clip
+import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import REPO
@@ -146,3 +147,23 @@ def test_clip_score_with_trained_reference_reports_quality(tmp_path, recipe, cap
     assert step["rows_out"] == 300
     assert step["quality"]["precision"] > 0.45  # the pool is 55% defective; better than chance
     assert list(tmp_path.glob("reference/*/open_clip_model.safetensors"))
+
+
+@pytest.mark.slow
+def test_negclip_with_rewrites_trains_and_differs_from_clip(tmp_path, recipe):
+    track = tmp_path / "neg-track.yaml"
+    text = (REPO / "tests" / "tracks" / "shapes-test.yaml").read_text()
+    track.write_text(text.replace("losses: [clip]", "losses: [clip, negclip]"))
+    body = (
+        f"name: neg\ntrack: {track}\nsteps:\n  - op: language\n  - op: rewrite\n    k: 2\n"
+        "  - op: hard_negatives\n    vocabulary: shapes\n"
+    )
+    clip_recipe, neg_recipe = tmp_path / "c.yaml", tmp_path / "n.yaml"
+    clip_recipe.write_text(body)
+    neg_recipe.write_text(body + "loss: negclip\n")
+    clip_run, neg_run = _run(tmp_path / "s", clip_recipe), _run(tmp_path / "s", neg_recipe)
+    assert clip_run["curated"]["uid_hash"] == neg_run["curated"]["uid_hash"]
+    assert clip_run["train"]["final_loss"] != neg_run["train"]["final_loss"]
+    (curated,) = (tmp_path / "s").glob("curate/*/curated.parquet")
+    cols = pq.read_table(curated).column_names
+    assert "caption_rewrites" in cols and "negative_captions" in cols

@@ -24,6 +24,10 @@ BUILTIN_MODULES = (
     "benchmark.ops.dedup",
     "benchmark.ops.clip_score",
     "benchmark.ops.samplers",
+    "benchmark.ops.keywords",
+    "benchmark.ops.rewrite",
+    "benchmark.ops.negatives",
+    "benchmark.ops.batching",
 )
 
 

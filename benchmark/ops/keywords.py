@@ -1,0 +1,142 @@
+"""What a caption names: object keywords (offline vocabulary or an LLM) and DataComp's
+text-based filter (caption nouns matched to target classes through WordNet)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, Field, create_model, model_validator
+
+from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest
+from benchmark.ops.context import StepContext
+from benchmark.ops.registry import Params, register
+from benchmark.text.noun_classes import caption_classes
+from benchmark.text.vocabulary import categories, vocabulary
+from benchmark.text.wordnet import WordNetMissing
+
+SYSTEM = (
+    "You label image captions with the object categories they mention. Use only these "
+    "categories: {names}. A category is mentioned when the caption names that kind of object, "
+    'by any word or synonym ("puppy" is dog, "sofa" is couch); words that only look alike '
+    "do not count (a hot dog is no dog, an orange bus has no orange). Answer with every caption "
+    "index exactly once, with an empty list when a caption mentions none."
+)
+
+
+class Keywords(Params):
+    vocabulary: Literal["coco", "shapes"] = Field(
+        "coco", description="COCO's 80 categories, or the shapes world's shapes"
+    )
+    backend: Literal["offline", "llm"] = "offline"
+    llm: LLMConfig | None = Field(None, description="the LLM to ask (backend: llm)")
+    captions_per_request: int = Field(20, ge=1, le=200, description="captions sent per prompt")
+
+    @model_validator(mode="after")
+    def _llm_configured(self) -> Keywords:
+        if self.backend == "llm" and self.llm is None:
+            raise ValueError("backend: llm needs an llm: block (model, base_url, prices, ...)")
+        return self
+
+
+@cache
+def answer_model(names: tuple[str, ...], n: int) -> type[BaseModel]:
+    """The validated answer to a prompt of ``n`` captions: categories from ``names`` only, and
+    every caption index exactly once (an answer that skips one is retried, not half-used)."""
+    labelled = create_model(
+        "LabelledCaption",
+        index=(int, Field(ge=0, lt=n)),
+        categories=(list[Literal[names]], ...),
+    )
+
+    def every_index_once(answer: BaseModel) -> BaseModel:
+        if sorted(c.index for c in answer.captions) != list(range(n)):
+            raise ValueError(f"answer must label each caption index 0..{n - 1} exactly once")
+        return answer
+
+    return create_model(
+        "CaptionCategories",
+        captions=(list[labelled], ...),
+        __validators__={"every_index_once": model_validator(mode="after")(every_index_once)},
+    )
+
+
+def prompt(captions: list[str]) -> str:
+    return "\n".join(f"{i}: {' '.join(c.split())}" for i, c in enumerate(captions))
+
+
+def _llm_keywords(
+    captions: list[str], names: tuple[str, ...], p: Keywords, ctx: StepContext
+) -> list[list[str] | None]:
+    """Keywords per caption, None where the LLM gave no valid answer after its retries."""
+    try:
+        backend = LLMBackend(p.llm)
+    except LLMError as e:
+        raise ctx.fail(str(e)) from None
+    system = SYSTEM.format(names=", ".join(names))
+    size = p.captions_per_request
+    chunks = [captions[i : i + size] for i in range(0, len(captions), size)]
+    requests = [LLMRequest.of(f"c{k}", prompt(c), system) for k, c in enumerate(chunks)]
+    by_size: dict[int, list[int]] = {}  # one answer schema per chunk size (the last may be short)
+    for k, chunk in enumerate(chunks):
+        by_size.setdefault(len(chunk), []).append(k)
+    results = {}
+    for n, ks in by_size.items():
+        answers = backend.complete_json([requests[k] for k in ks], answer_model(names, n))
+        results.update(zip(ks, answers, strict=True))
+    out: list[list[str] | None] = []
+    for k, chunk in enumerate(chunks):
+        if results[k].status != "ok":
+            out += [None] * len(chunk)
+            continue
+        labels = {c.index: set(c.categories) for c in results[k].value.captions}
+        out += [[name for name in names if name in labels[i]] for i in range(len(chunk))]
+    ctx.extra_costs["llm"] = backend.usage.as_dict()
+    return out
+
+
+@register("keywords", "score", Keywords)
+def keywords(table: pa.Table, p: Keywords, ctx: StepContext) -> pa.Table:
+    """Which object categories each caption mentions, as a list<string> column ``keywords``
+    (COCO's 80 names, or the shapes world's shapes). Keyword lists are what concept-balancing
+    curation (MetaCLIP's entry counts, DataComp's text-based filter) is built on. ``offline``
+    matches curated synonym lists (plurals, multiword names, "hot dog" is no dog; about 0.95
+    precision on COCO captions vs instance labels); ``llm`` asks an LLM,
+    ``captions_per_request`` captions per prompt, with validated JSON answers; a caption whose
+    request still failed after retries gets null, and tokens and cost go to the step's record."""
+    ctx.require(table, "caption")
+    captions = [c or "" for c in table.column("caption").to_pylist()]
+    ctx.samples_processed += len(captions)
+    vocab = vocabulary(p.vocabulary)
+    if p.backend == "llm" and captions:
+        found = _llm_keywords(captions, vocab.categories, p, ctx)
+    else:
+        found = [categories(c, vocab) for c in captions]
+    return table.append_column("keywords", pa.array(found, pa.list_(pa.string())))
+
+
+class TextBased(Params):
+    classes: Literal["imagenet", "coco", "shapes"] = Field(
+        "imagenet", description="ImageNet-1k classes, COCO's 80 categories, or the shapes"
+    )
+    depth: int = Field(
+        0, ge=0, le=6, description="also match caption nouns this many hypernym levels below"
+    )
+
+
+@register("text_based", "filter", TextBased)
+def text_based(table: pa.Table, p: TextBased, ctx: StepContext) -> pa.Table:
+    """DataComp's text-based filter: keep a sample when a caption noun's most likely WordNet
+    sense (lemmatised) is one of the track's target classes, so training text is about the
+    concepts the evaluation asks for. Adds ``text_classes`` (the classes matched). Needs the
+    WordNet 3.0 database (apt-get install wordnet-base)."""
+    ctx.require(table, "caption")
+    captions = [c or "" for c in table.column("caption").to_pylist()]
+    ctx.samples_processed += len(captions)
+    try:
+        found = [caption_classes(c, p.classes, p.depth) for c in captions]
+    except WordNetMissing as e:
+        raise ctx.fail(str(e)) from None
+    table = table.append_column("text_classes", pa.array(found, pa.list_(pa.string())))
+    return table.filter(pa.array([bool(f) for f in found], pa.bool_()))
