@@ -24,6 +24,7 @@ import torch
 from benchmark import curate as curation
 from benchmark import pools, train
 from benchmark.evaluate import registry as tasks
+from benchmark.evaluate.retrieval import karpathy_test_keys
 from benchmark.models import clip
 from benchmark.ops import registry as ops
 from benchmark.ops.context import StepContext
@@ -60,7 +61,7 @@ class Runner:
         inputs = params.model_dump(mode="json")
         if eval_sets:
             inputs["guard"] = [
-                [e.name, [Path(f).name for f in e.files], e.dataset] for e in eval_sets
+                [e.name, [Path(f).name for f in e.files], list(e.ids), e.dataset] for e in eval_sets
             ]
         stage = self.store.stage("pool", inputs)
         say(stage)
@@ -86,15 +87,13 @@ class Runner:
         return pq.read_table(stage.path / "pool.parquet")
 
     def track_pool(self, track: TrackSpec) -> pa.Table:
-        """The track's pool, checked against the track's eval images."""
-        sets = [
-            EvalSet(
-                e.name,
-                sorted(p for p in (track.data_root / e.dir).iterdir() if p.is_file()),
-                dataset=e.dataset,
-            )
-            for e in track.track.eval_images
-        ]
+        """The track's pool, checked against the track's eval images (files and split ids)."""
+        sets = []
+        for e in track.track.eval_images:
+            root = track.data_root
+            files = sorted(p for p in (root / e.dir).iterdir() if p.is_file()) if e.dir else []
+            ids = karpathy_test_keys(root / e.split_file) if e.split_file else []
+            sets.append(EvalSet(e.name, files, ids, e.dataset))
         return self.pool(track.pool, sets)
 
     # -- reference model -------------------------------------------------------------------

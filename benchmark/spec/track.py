@@ -70,8 +70,17 @@ class EvalImages(Strict):
     """Images the suite evaluates on; pools are checked against them (by id and by pHash)."""
 
     name: str
-    dir: str = Field(description="directory of the eval images, relative to data_root")
+    dir: str | None = Field(None, description="directory of the eval images (hashed)")
+    split_file: str | None = Field(
+        None, description="Karpathy split JSON: its test images' ids are excluded from the pool"
+    )
     dataset: str | None = Field(None, description="pool source whose image ids are comparable")
+
+    @model_validator(mode="after")
+    def _something(self) -> EvalImages:
+        if self.dir is None and self.split_file is None:
+            raise ValueError("give 'dir' (images to hash) or 'split_file' (ids), or both")
+        return self
 
 
 class Track(Strict):
