@@ -69,3 +69,31 @@ def test_coco_mini_track_runs_end_to_end(tmp_path: Path, samples: Path, capsys, 
     assert res["tasks"]["imagenet"]["counts"]["images"] == 1000
     assert set(res["headline"]) == {"imagenet", "sugarcrepe", "coco_order", "retrieval_coco"}
     assert "| 1 | no_filter `" in (tmp_path / "lb" / "coco-mini.md").read_text()
+
+
+def test_karpathy_test_ids_leave_the_coco_pool(tmp_path: Path, samples: Path):
+    ids = sorted(int(p.stem) for p in (samples / "coco-mini" / "train2017").glob("*.jpg"))[:5]
+    split = tmp_path / "dataset_coco.json"
+    split.write_text(
+        json.dumps(
+            {
+                "images": [
+                    {"cocoid": i, "filename": f"COCO_val2014_{i:012d}.jpg", "split": "test"}
+                    for i in ids
+                ]
+                + [{"cocoid": 1, "filename": "x.jpg", "split": "train"}]
+            }
+        )
+    )
+    track = tmp_path / "t.yaml"
+    track.write_text(
+        f"name: t\ndata_root: {samples}\npool: {{kind: coco, root: coco-mini}}\n"
+        f"eval_images: [{{name: karpathy, split_file: {split}, dataset: coco}}]\n"
+        "eval: {suite: s, version: '1', tasks: [zeroshot]}\n"
+        "scales:\n  a: {model: shapes-vit-tiny, samples_seen: 64, batch_size: 8, lr: 0.001,"
+        " warmup: 0, weight_decay: 0, seeds: [0]}\n"
+    )
+    table = Runner(Store(tmp_path / "runs")).track_pool(load_track(track))
+    left = {int(g) for g in table.column("image_group").to_pylist()}
+    assert not left & set(ids)
+    assert len(left) == 75 and table.num_rows == 400 - 25
