@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from benchmark.spec.recipe import Recipe, Step
 from benchmark.spec.track import Scale, Track
 from benchmark.spec.validation import field_name, validate
 from benchmark.spec.yamlfile import Located, load_yaml
+from benchmark.store import digest
 
 TRAINING_KEYS = set(Scale.model_fields) | {
     "scale",
@@ -58,8 +57,7 @@ class RecipeSpec:
     @property
     def hash(self) -> str:
         """Identity of what the recipe does: its steps, sampler and loss, not its prose."""
-        body = self.recipe.model_dump(include={"steps", "sampler", "loss"})
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        return digest(self.recipe.model_dump(include={"steps", "sampler", "loss"}))
 
 
 def _pool_params(doc: Located, data: object, prefix: tuple) -> pools.PoolParams:
