@@ -97,6 +97,20 @@ def vg_entry(image: str, box, true: str, false: str, **group) -> dict:
 # --- ImageNet ------------------------------------------------------------------------------------
 
 
+def _clip_benchmark_zeroshot(bundle, dataset: ImageFolder) -> dict:
+    """clip_benchmark's own zero-shot evaluation, simple templates, on CPU without amp."""
+    loader = DataLoader(dataset, batch_size=64)
+    return zeroshot_classification.evaluate(
+        bundle.model,
+        loader,
+        bundle.tokenizer,
+        dataset.classes,
+        imagenet.template_strings("simple"),
+        "cpu",
+        amp=False,
+    )
+
+
 def test_imagenet_pack_has_1000_classes_in_wnid_order(samples):
     refs, labels, skipped = imagenet.find_images(samples / "imagenet-samples")
     assert len(refs) == 1000 and not skipped
@@ -113,15 +127,7 @@ def test_imagenet_matches_clip_benchmark(bundle, samples):
 
     dataset = ImageFolder(str(root / "val"), transform=bundle.preprocess)
     dataset.classes = list(open_clip.IMAGENET_CLASSNAMES)
-    theirs = zeroshot_classification.evaluate(
-        bundle.model,
-        DataLoader(dataset, batch_size=64),
-        bundle.tokenizer,
-        dataset.classes,
-        imagenet.template_strings("simple"),
-        "cpu",
-        amp=False,
-    )
+    theirs = _clip_benchmark_zeroshot(bundle, dataset)
     for key in ("acc1", "acc5", "mean_per_class_recall"):
         assert ours["metrics"][key] == pytest.approx(theirs[key], abs=1e-6)
 
@@ -167,15 +173,7 @@ def test_partial_imagenet_is_mapped_by_wnid_and_bad_files_counted(bundle, sample
     clean.samples = [s for s in clean.samples if clean.classes[s[1]] in picked]
     clean.targets = [t for _, t in clean.samples]
     clean.classes = list(open_clip.IMAGENET_CLASSNAMES)
-    theirs = zeroshot_classification.evaluate(
-        bundle.model,
-        DataLoader(clean, batch_size=64),
-        bundle.tokenizer,
-        clean.classes,
-        imagenet.template_strings("simple"),
-        "cpu",
-        amp=False,
-    )
+    theirs = _clip_benchmark_zeroshot(bundle, clean)
     for key in ("acc1", "acc5", "mean_per_class_recall"):
         assert result["metrics"][key] == pytest.approx(theirs[key], abs=1e-6)
 
