@@ -41,9 +41,6 @@ class StepContext:
                 f"needs column(s) {', '.join(missing)}; add the step that produces them earlier"
             )
 
-    def rng(self) -> np.random.Generator:
-        return np.random.default_rng(self.seed)
-
     def iter_images(
         self, table: pa.Table, batch_size: int = 256
     ) -> Iterator[tuple[np.ndarray, list[Image.Image | None]]]:

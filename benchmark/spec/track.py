@@ -55,8 +55,6 @@ class Reference(Strict):
 
 class Rules(Strict):
     losses: list[Literal["clip", "negclip"]] = ["clip"]
-    max_generated_fraction: float = Field(1.0, ge=0)
-    curation_budget_device_s_per_1k: float | None = Field(None, gt=0)
 
 
 class Eval(Strict):
