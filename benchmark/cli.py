@@ -28,6 +28,12 @@ def _seeds(text: str) -> list[int]:
         ) from None
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer: {text!r}")
+    return int(text)
+
+
 def _runner(args: argparse.Namespace):
     from benchmark.pipeline import Runner, default_device
     from benchmark.store import Store
@@ -133,13 +139,26 @@ def cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_job(root: str, device: str, spec, scale: str, seed: int, threads: int) -> dict:
+    """One (recipe, seed) run in a worker process of ``run --jobs``."""
+    import torch
+
+    from benchmark.pipeline import Runner
+    from benchmark.store import Store
+
+    torch.set_num_threads(threads)
+    return Runner(Store(root), device).run(spec, scale, seed)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import leaderboard
     from benchmark.spec.load import load_recipe
 
-    specs = [load_recipe(r, args.track) for r in args.recipes]  # validate all before any work
     runner = _runner(args)
+    # validate every recipe (and its budget) before any work
+    specs = [load_recipe(r, args.track, runner.device) for r in args.recipes]
     board = Path(args.leaderboard)
+    jobs = []
     for spec in specs:
         scale = spec.track.scale(args.scale)
         seeds = args.seeds or scale.seeds[:1]
@@ -150,15 +169,37 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "(mean and 95% CI on the leaderboard)",
                 file=sys.stderr,
             )
-        for seed in seeds:
+        jobs += [(spec, seed) for seed in seeds]
+
+    def done(spec, seed: int, result: dict) -> None:
+        path = leaderboard.save_result(board, result)
+        heads = "  ".join(f"{k} {100 * v:.1f}" for k, v in result["headline"].items())
+        print(f"{spec.recipe.name} seed {seed}: {heads}  -> {path}", flush=True)
+
+    if args.jobs == 1:
+        for spec, seed in jobs:
             print(
                 f"== {spec.recipe.name} on {spec.track.track.name}/{args.scale}, seed {seed}",
                 file=sys.stderr,
             )
-            result = runner.run(spec, args.scale, seed)
-            path = leaderboard.save_result(board, result)
-            heads = "  ".join(f"{k} {100 * v:.1f}" for k, v in result["headline"].items())
-            print(f"{spec.recipe.name} seed {seed}: {heads}  -> {path}")
+            done(spec, seed, runner.run(spec, args.scale, seed))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        for spec in specs:  # shared stages (pools, reference, curation) once, in order
+            runner.curate(spec)
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+            futures = {
+                pool.submit(
+                    _run_job, str(runner.store.root), runner.device, spec, args.scale, seed, threads
+                ): (spec, seed)
+                for spec, seed in jobs
+            }
+            for future, (spec, seed) in futures.items():
+                done(spec, seed, future.result())
     for path in leaderboard.build(board):
         print(f"leaderboard: {path}")
         track_rows = [
@@ -218,6 +259,13 @@ def parser() -> argparse.ArgumentParser:
         "--seeds", type=_seeds, help="comma-separated seeds (default: the scale's first seed)"
     )
     s.add_argument("--leaderboard", default="leaderboard", help="results and pages directory")
+    s.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        help="(recipe, seed) runs in parallel worker processes after curation (default 1); "
+        "a GPU with spare cores trains several small models at once",
+    )
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser(

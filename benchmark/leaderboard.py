@@ -54,6 +54,7 @@ def rows(results: list[dict]) -> list[dict]:
                 "recipe": recipe,
                 "recipe_hash": rhash,
                 "seeds": sorted(r["seed"] for r in rs),
+                "device": "/".join(sorted({r.get("device", "?") for r in rs})),
                 "tasks": {
                     t: mean_ci([r["headline"][t] for r in rs if t in r["headline"]]) for t in tasks
                 },
@@ -74,7 +75,8 @@ def render(track: str, results: list[dict]) -> str:
         f"# Leaderboard: `{track}`",
         "",
         "Mean over seeds ± 95% confidence half-width (t-interval), in %. Ranked by the average",
-        "of all task scores. Curation cost is wall-clock seconds of the curate stage.",
+        "of all task scores. Curation cost is wall-clock seconds of the curate stage; device is",
+        "where the runs trained (results agree across devices up to numerics, not bit for bit).",
         "",
     ]
     table_rows = rows(results)
@@ -84,14 +86,16 @@ def render(track: str, results: list[dict]) -> str:
         lines += [
             f"## Scale `{scale}`",
             "",
-            "| # | recipe | seeds | average | " + " | ".join(tasks) + " | curated | curation s |",
-            "|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
+            "| # | recipe | seeds | device | average | "
+            + " | ".join(tasks)
+            + " | curated | curation s |",
+            "|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
         ]
         for i, r in enumerate(rs, 1):
             cells = [_cell(*r["tasks"].get(t, (float("nan"), float("nan")))) for t in tasks]
             lines.append(
                 f"| {i} | {r['recipe']} `{r['recipe_hash'][:8]}` | {len(r['seeds'])} | "
-                f"{_cell(*r['average'])} | "
+                f"{r['device']} | {_cell(*r['average'])} | "
                 + " | ".join(cells)
                 + f" | {r['curated_size']:,} | {r['curation_s']:.1f} |"
             )

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
+import os
 import platform
+import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib.metadata import version
@@ -30,6 +34,7 @@ from benchmark.ops import registry as ops
 from benchmark.ops.context import StepContext
 from benchmark.pools.contamination import EvalSet, remove_contaminated
 from benchmark.pools.shards import ShardReader
+from benchmark.spec import budget
 from benchmark.spec.load import RecipeSpec, TrackSpec, resolve_paths
 from benchmark.spec.recipe import Step
 from benchmark.spec.track import Scale
@@ -107,10 +112,48 @@ class Runner:
         path = self.train(table, ref.train, Step(op="random"), ref.train.seeds[0], "reference")
         return clip.create(str(path), device=self.device)
 
+    # -- detector --------------------------------------------------------------------------
+    def detector(self, track: TrackSpec) -> str:
+        """The track's detector weights: named, or trained once on the embedded world (cached,
+        with its held-out mAP50 in the stage's report)."""
+        spec = track.track.detector
+        if spec is None:
+            raise ValueError(f"track '{track.track.name}' has no detector")
+        if spec.model is not None:
+            return spec.model
+        t = spec.train
+        stage = self.store.stage("detector", t.model_dump())
+        say(stage)
+        if not stage.done:
+            from benchmark.models.detector import evaluate_detector, train_detector
+            from benchmark.pools.shapes_detection import export
+
+            with stage.build() as work:
+                data = export(work / "data", t.train_size, t.val_size, t.seed, t.image_size)
+                t0 = time.perf_counter()
+                weights = train_detector(
+                    data,
+                    work / "yolo",
+                    model=t.model,
+                    epochs=t.epochs,
+                    imgsz=t.imgsz,
+                    batch=t.batch,
+                    seed=t.seed,
+                    device=self.device,
+                    **t.overrides,
+                )
+                wall = time.perf_counter() - t0
+                os.replace(weights, work / "detector.pt")
+                shutil.rmtree(work / "yolo", ignore_errors=True)
+                metrics = evaluate_detector(work / "detector.pt", data, t.imgsz, "val", self.device)
+                shutil.rmtree(work / "data", ignore_errors=True)
+                report = {"train_wall_s": round(wall, 1), "device": self.device, **metrics}
+                write_atomic(work / "report.json", json.dumps(report, indent=2))
+        return str(stage.path / "detector.pt")
+
     # -- curate ----------------------------------------------------------------------------
-    def curate(self, spec: RecipeSpec) -> tuple[pa.Table, dict]:
+    def _curate_stage(self, spec: RecipeSpec) -> Stage:
         track = spec.track
-        pool_table = self.track_pool(track)
         steps = [s.model_dump() for s in spec.recipe.steps]
         ref = track.track.reference.model_dump() if track.track.reference else None
         inputs = {
@@ -119,35 +162,62 @@ class Runner:
             "reference": ref,
             "seed": CURATION_SEED,
         }
+        if track.track.detector and any(ops.get(s.op).isolate for s in spec.recipe.steps):
+            inputs["detector"] = track.track.detector.model_dump()
         if track.track.eval_images:
             inputs["guard"] = [e.model_dump() for e in track.track.eval_images]
-        stage = self.store.stage("curate", inputs)
+        return self.store.stage("curate", inputs)
+
+    def curate(self, spec: RecipeSpec) -> tuple[pa.Table, dict]:
+        pool_table = self.track_pool(spec.track)
+        budget.check(spec, pool_table.num_rows, self.device)
+        stage = self._curate_stage(spec)
         say(stage)
         if not stage.done:
-            reader = ShardReader(self.store.root)
-            reference = cache(lambda: self.reference(track))
-            with stage.build() as work:
-
-                def context(i: int, step: Step) -> StepContext:
-                    name = f"{spec.file}: steps[{i}] ({step.op})"
-                    return StepContext(
-                        name, reader, CURATION_SEED + i, work / f"step{i}", self.device, reference
-                    )
-
-                t0 = time.perf_counter()
-                result = curation.curate(pool_table, spec.recipe.steps, context)
-                curation.write(result, work)
-                report = {
-                    "pool_rows": pool_table.num_rows,
-                    "curated_rows": result.table.num_rows,
-                    "uid_hash": result.uid_hash,
-                    "steps": result.steps,
-                    "wall_s": round(time.perf_counter() - t0, 3),
-                }
-                write_atomic(work / "report.json", json.dumps(report, indent=2))
+            if any(ops.get(s.op).isolate for s in spec.recipe.steps):
+                # The heavy libraries these steps load must not share the trainer's process.
+                ctx = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                    pool.submit(_curate_in_worker, self.store.root, self.device, spec).result()
+            else:
+                self.build_curation(spec, pool_table)
         return pq.read_table(stage.path / "curated.parquet"), json.loads(
             (stage.path / "report.json").read_text()
         )
+
+    def build_curation(self, spec: RecipeSpec, pool_table: pa.Table) -> None:
+        """Apply the recipe's steps to the pool and finish the curate stage."""
+        track = spec.track
+        stage = self._curate_stage(spec)
+        reader = ShardReader(self.store.root)
+        reference = cache(lambda: self.reference(track))
+        detector = cache(lambda: self.detector(track)) if track.track.detector else None
+        with stage.build() as work:
+
+            def context(i: int, step: Step) -> StepContext:
+                name = f"{spec.file}: steps[{i}] ({step.op})"
+                return StepContext(
+                    name,
+                    reader,
+                    CURATION_SEED + i,
+                    work / f"step{i}",
+                    self.device,
+                    reference,
+                    detector,
+                    self.store.root,
+                )
+
+            t0 = time.perf_counter()
+            result = curation.curate(pool_table, spec.recipe.steps, context)
+            curation.write(result, work)
+            report = {
+                "pool_rows": pool_table.num_rows,
+                "curated_rows": result.table.num_rows,
+                "uid_hash": result.uid_hash,
+                "steps": result.steps,
+                "wall_s": round(time.perf_counter() - t0, 3),
+            }
+            write_atomic(work / "report.json", json.dumps(report, indent=2))
 
     # -- train -----------------------------------------------------------------------------
     def train(
@@ -169,6 +239,9 @@ class Runner:
         for column in (train.REWRITES, train.NEGATIVES):
             if column in table.column_names:
                 inputs[column] = digest(table.column(column).to_pylist())
+        for value in sampler.params.values():  # columns the sampler reads (groups, embeddings)
+            if isinstance(value, str) and value in table.column_names:
+                inputs[f"sampler:{value}"] = digest(table.column(value).to_pylist())
         if loss != "clip":
             inputs["loss"] = loss
         stage = self.store.stage(name, inputs)
@@ -247,3 +320,8 @@ class Runner:
             | {"python": platform.python_version()},
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
+
+
+def _curate_in_worker(root: Path, device: str, spec: RecipeSpec) -> None:
+    runner = Runner(Store(root), device)
+    runner.build_curation(spec, runner.track_pool(spec.track))

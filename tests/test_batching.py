@@ -115,3 +115,11 @@ def test_clustered_edge_cases():
     assert len(order("clustered", empty, 4)) == 0
     few = pa.table({"uid": ["a", "b"], "embedding": [[0.0, 1.0], [0.0, 1.0]]})
     assert sorted(order("clustered", few, 1, clusters=8).tolist()) == [0, 1]
+    unreadable = pa.table({"uid": ["a", "b", "c"], "embedding": [[0.0, 1.0], None, [1.0, 0.0]]})
+    assert sorted(order("clustered", unreadable, 1, clusters=2).tolist()) == [0, 1, 2]
+
+
+def test_grouped_keeps_every_row_of_groups_larger_than_a_batch():
+    table = pa.table({"uid": [str(i) for i in range(10)], "g": [0] * 7 + [1, 2, 3]})
+    idx = order("grouped", table, 4, column="g")
+    assert sorted(idx.tolist()) == list(range(10))

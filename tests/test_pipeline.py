@@ -134,6 +134,15 @@ def test_cli_run_prints_row_and_writes_leaderboard(tmp_path, recipe, capsys):
     res = json.loads(results[0].read_text())
     for key in ("recipe_hash", "suite_version", "versions", "costs", "curated", "seed"):
         assert key in res
+    # the same runs in parallel worker processes give the same results
+    args = ["run", str(r), "--scale", "micro", "--seeds", "0,1", "--jobs", "2"]
+    assert (
+        main(["--runs", str(tmp_path / "runs2"), *args, "--leaderboard", str(tmp_path / "lb2")])
+        == 0
+    )
+    parallel = sorted((tmp_path / "lb2" / "results" / "shapes-test" / "micro").glob("*.json"))
+    for a, b in zip(sorted(results), parallel, strict=True):
+        assert json.loads(a.read_text())["headline"] == json.loads(b.read_text())["headline"]
 
 
 @pytest.mark.slow

@@ -122,12 +122,12 @@ def cluster_labels(table: pa.Table, p: Clustered) -> np.ndarray:
             f"'{p.column}' (embeddings to cluster)"
         )
     rows = table.column(p.column).to_pylist()
-    if not rows:
-        return np.zeros(0, dtype=np.int64)
-    if any(r is None for r in rows):
-        raise ValueError(f"sampler 'clustered': column '{p.column}' has null embeddings")
-    x = torch.tensor(rows, dtype=torch.float32)
-    return kmeans(x, p.clusters, p.iterations, p.seed)
+    labels = np.full(len(rows), -1, dtype=np.int64)  # unreadable images: a cluster of their own
+    ok = [i for i, r in enumerate(rows) if r is not None]
+    if ok:
+        x = torch.tensor([rows[i] for i in ok], dtype=torch.float32)
+        labels[ok] = kmeans(x, p.clusters, p.iterations, p.seed)
+    return labels
 
 
 @register("clustered", "sample", Clustered)

@@ -28,6 +28,8 @@ class StepContext:
     work_dir: Path
     device: str = "cpu"
     reference: Callable[[], object] | None = None  # lazily builds the track's reference CLIP
+    detector: Callable[[], str] | None = None  # lazily trains/finds the track's detector weights
+    store_root: Path | None = None  # where generate steps keep their shards (``generated/``)
     samples_processed: int = 0
     extra_costs: dict = field(default_factory=dict)
 

@@ -28,11 +28,23 @@ BUILTIN_MODULES = (
     "benchmark.ops.rewrite",
     "benchmark.ops.negatives",
     "benchmark.ops.batching",
+    "benchmark.ops.detect",
+    "benchmark.ops.inpaint",
+    "benchmark.ops.quality_check",
+    "benchmark.ops.embedding",
+    "benchmark.ops.image_based",
+    "benchmark.ops.neighbours",
+    "benchmark.ops.edit_caption",
 )
 
 
 class Params(Strict):
     """Base for op params."""
+
+
+# Estimated device-seconds per input row for the given params on a device kind ("cpu" or
+# "cuda"): lets a track's curation budget refuse a recipe before any work starts.
+Cost = Callable[[Params, str], float]
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,10 @@ class Op:
     params: type[Params]
     fn: Callable
     doc: str
+    cost: Cost | None = None
+    # Runs in a worker process: libraries such as ultralytics and faiss bring their own OpenMP
+    # runtime, which slows the trainer's torch several-fold once they share its process.
+    isolate: bool = False
 
 
 _OPS: dict[str, Op] = {}
@@ -49,7 +65,12 @@ _loaded = False
 
 
 def register(
-    name: str, kind: Kind, params: type[Params] = Params
+    name: str,
+    kind: Kind,
+    params: type[Params] = Params,
+    *,
+    cost: Cost | None = None,
+    isolate: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Register ``fn`` as op ``name``; its docstring is what ``smallcomp ops`` shows."""
     if kind not in KINDS:
@@ -58,7 +79,7 @@ def register(
     def deco(fn: Callable) -> Callable:
         if name in _OPS and _OPS[name].fn is not fn:
             raise ValueError(f"op {name!r} is registered twice")
-        _OPS[name] = Op(name, kind, params, fn, (fn.__doc__ or "").strip())
+        _OPS[name] = Op(name, kind, params, fn, (fn.__doc__ or "").strip(), cost, isolate)
         return fn
 
     return deco

@@ -35,7 +35,9 @@ def grouped(table: pa.Table, p: Grouped, batch_size: int, rng: np.random.Generat
         groups.setdefault(g, []).append(i)
     members = list(groups.values())
     members = [members[k] for k in rng.permutation(len(members))]
-    big = [m[:batch_size] for m in members if len(m) > 1]
+    big = [
+        m[i : i + batch_size] for m in members if len(m) > 1 for i in range(0, len(m), batch_size)
+    ]
     singles = [m[0] for m in members if len(m) == 1]
     out: list[int] = []
     room = batch_size

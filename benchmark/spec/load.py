@@ -53,6 +53,7 @@ class RecipeSpec:
     recipe: Recipe
     track: TrackSpec
     file: str
+    steps_at: tuple[int, int] = (1, 1)  # where the recipe lists its steps (for budget errors)
 
     @property
     def hash(self) -> str:
@@ -137,7 +138,9 @@ def _step(doc: Located, raw: object, where: tuple, sampler: bool) -> Step:
     return Step(op=op.name, params=validate(doc, op.params, params, where).model_dump())
 
 
-def load_recipe(path: str | Path, track_override: str | None = None) -> RecipeSpec:
+def load_recipe(
+    path: str | Path, track_override: str | None = None, device: str | None = None
+) -> RecipeSpec:
     doc = load_yaml(path)
     data = dict(doc.data)
     for key in data:
@@ -164,4 +167,17 @@ def load_recipe(path: str | Path, track_override: str | None = None) -> RecipeSp
     if recipe.loss not in track.track.rules.losses:
         allowed = ", ".join(track.track.rules.losses)
         raise doc.error(("loss",), f"field 'loss': track allows only {allowed}")
-    return RecipeSpec(recipe, track, doc.file)
+    steps_at = doc.where(("steps",), key=True) if steps else (1, 1)
+    spec = RecipeSpec(recipe, track, doc.file, steps_at)
+    rows = getattr(track.pool, "size", None)
+    if isinstance(rows, int):  # pools of unknown size are checked once built
+        from benchmark.spec import budget
+
+        budget.check(spec, rows, device or ("cuda" if _cuda() else "cpu"))
+    return spec
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -53,8 +53,44 @@ class Reference(Strict):
         return self
 
 
+class DetectorTraining(Strict):
+    """A YOLO detector the harness trains once on the track's embedded world and caches."""
+
+    model: str = Field("yolov8n.yaml", description="ultralytics model yaml (random init)")
+    train_size: int = Field(2000, gt=0, description="training scenes")
+    val_size: int = Field(500, gt=0, description="held-out scenes (mAP50 reported)")
+    seed: int = Field(11, description="scene seed (disjoint from pool, eval and reference)")
+    image_size: int = Field(64, gt=0, description="scene size in pixels")
+    epochs: int = Field(20, gt=0)
+    imgsz: int = Field(64, ge=32, description="training size (multiple of 32)")
+    batch: int = Field(64, gt=0)
+    overrides: dict = Field({}, description="further ultralytics train arguments (augmentation)")
+
+
+class Detector(Strict):
+    """The detector counterfactual steps use: weights to load, or a world to train one on."""
+
+    model: str | None = Field(None, description="weights path or model name")
+    train: DetectorTraining | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Detector:
+        if (self.train is None) == (self.model is None):
+            raise ValueError("give either 'model' (to load) or 'train' (to train on the world)")
+        return self
+
+
+class Budget(Strict):
+    """A cap on curation compute, so recipes compare at equal total compute."""
+
+    device_s_per_1k: float = Field(
+        gt=0, description="estimated device-seconds allowed per 1,000 pool samples"
+    )
+
+
 class Rules(Strict):
     losses: list[Literal["clip", "negclip"]] = ["clip"]
+    curation_budget: Budget | None = None
 
 
 class Eval(Strict):
@@ -90,6 +126,7 @@ class Track(Strict):
     pool: dict
     eval_images: list[EvalImages] = []
     reference: Reference | None = None
+    detector: Detector | None = None
     eval: Eval
     rules: Rules = Rules()
     scales: dict[str, Scale] = Field(min_length=1)

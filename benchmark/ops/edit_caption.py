@@ -1,0 +1,198 @@
+"""Counterfactual captions: the caption of an edited image made to say what the edit removed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import cache
+from typing import Annotated, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, Field, create_model, model_validator
+
+from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest
+from benchmark.ops.context import StepContext
+from benchmark.ops.registry import Params, register
+from benchmark.text.removal import absence_caption, remove_object
+from benchmark.text.vocabulary import mentions, vocabulary
+from benchmark.text.wordnet import WordNetMissing
+
+Edit = Literal["removed", "absence", "failed"]
+SYSTEM = (
+    "One object was removed from each image below. Each line is '<index>: [<object>] "
+    "<caption>'. Edit the caption so that it describes the edited image: delete the words "
+    "that name the object (by any name, synonym or plural) and repair the sentence, dropping "
+    "its article and adjectives, the 'and' or comma that joined it to a list, a relation or "
+    "preposition left with nothing on one side, and a verb whose object it was; keep every "
+    "other word as written, add nothing, and answer edit 'removed'. When that cannot give a "
+    "true caption (the caption names several of these objects, says nothing else, or the "
+    "rest only makes sense with it), rewrite the caption to say the object is not there, e.g. "
+    "'No dog is sleeping on the couch', and answer edit 'absence'. Answer with every index "
+    "exactly once."
+)
+
+
+class EditCaption(Params):
+    vocabulary: Literal["coco", "shapes"] = Field(
+        "coco", description="the names the removed categories go by: COCO's 80, or the shapes"
+    )
+    backend: Literal["offline", "llm"] = "offline"
+    llm: LLMConfig | None = Field(None, description="the LLM to ask (backend: llm)")
+    captions_per_request: int = Field(20, ge=1, le=200, description="captions sent per prompt")
+    fallback: Literal["absence", "drop"] = Field(
+        "absence",
+        description="when the phrase cannot be removed: say the object is absent, or drop the row",
+    )
+
+    @model_validator(mode="after")
+    def _llm_configured(self) -> EditCaption:
+        if self.backend == "llm" and self.llm is None:
+            raise ValueError("backend: llm needs an llm: block (model, base_url, prices, ...)")
+        return self
+
+
+@cache
+def answer_model(n: int) -> type[BaseModel]:
+    """The validated answer to a prompt of ``n`` captions: a non-empty caption and the kind of
+    edit for every index exactly once (anything else is retried, not half-used)."""
+    edited = create_model(
+        "EditedCaption",
+        index=(int, Field(ge=0, lt=n)),
+        edit=(Literal["removed", "absence"], ...),
+        caption=(Annotated[str, Field(min_length=1)], ...),
+    )
+
+    def every_index_once(answer: BaseModel) -> BaseModel:
+        if sorted(c.index for c in answer.captions) != list(range(n)):
+            raise ValueError(f"answer must edit each caption index 0..{n - 1} exactly once")
+        return answer
+
+    return create_model(
+        "EditedCaptions",
+        captions=(list[edited], ...),
+        __validators__={"every_index_once": model_validator(mode="after")(every_index_once)},
+    )
+
+
+def prompt(pairs: list[tuple[str, str]]) -> str:
+    """One line per (caption, removed category); whitespace runs (newlines) become spaces so
+    each caption stays on its line."""
+    return "\n".join(f"{i}: [{cat}] {' '.join(c.split())}" for i, (c, cat) in enumerate(pairs))
+
+
+def _offline(pairs: list[tuple[str, str]], vocab: str) -> list[tuple[str, Edit]]:
+    out: list[tuple[str, Edit]] = []
+    for caption, category in pairs:
+        edited = remove_object(caption, category, vocab)
+        if edited is None:
+            out.append((absence_caption(caption, category, vocab), "absence"))
+        else:
+            out.append((edited, "removed"))
+    return out
+
+
+def _llm(
+    pairs: list[tuple[str, str]], p: EditCaption, ctx: StepContext, reasons: Counter[str]
+) -> list[tuple[str | None, Edit]]:
+    """The LLM's edit per pair, asking once per distinct pair, ``captions_per_request`` to a
+    prompt. A failed request, or a "removed" caption that still names the object (by the
+    offline vocabulary: the edit would contradict its image), is a failure, counted in
+    ``reasons``."""
+    try:
+        backend = LLMBackend(p.llm)
+    except LLMError as e:
+        raise ctx.fail(str(e)) from None
+    unique = list(dict.fromkeys(pairs))
+    size = p.captions_per_request
+    chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
+    requests = [LLMRequest.of(f"e{k}", prompt(c), SYSTEM) for k, c in enumerate(chunks)]
+    by_size: dict[int, list[int]] = {}  # one answer schema per chunk size (the last may be short)
+    for k, chunk in enumerate(chunks):
+        by_size.setdefault(len(chunk), []).append(k)
+    results = {}
+    for n, ks in by_size.items():
+        answers = backend.complete_json([requests[k] for k in ks], answer_model(n))
+        results.update(zip(ks, answers, strict=True))
+    ctx.extra_costs["llm"] = backend.usage.as_dict()
+    vocab = vocabulary(p.vocabulary)
+    edits: dict[tuple[str, str], tuple[str | None, Edit]] = {}
+    for k, chunk in enumerate(chunks):
+        if results[k].status != "ok":
+            reasons["llm_failed"] += len(chunk)
+            edits.update(dict.fromkeys(chunk, (None, "failed")))
+            continue
+        answer = {c.index: c for c in results[k].value.captions}
+        for i, (caption, category) in enumerate(chunk):
+            text, edit = answer[i].caption.strip(), answer[i].edit
+            if edit == "removed" and any(category in m.categories for m in mentions(text, vocab)):
+                reasons["still_named"] += 1
+                edits[(caption, category)] = (None, "failed")
+            else:
+                edits[(caption, category)] = (text, edit)
+    return [edits[pair] for pair in pairs]
+
+
+def _column(table: pa.Table, name: str, values: list, dtype: pa.DataType) -> pa.Table:
+    """``table`` with column ``name`` set to ``values`` (replaced in place, or appended)."""
+    array = pa.array(values, dtype)
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, array)
+    return table.append_column(name, array)
+
+
+@register("edit_caption", "map", EditCaption)
+def edit_caption(table: pa.Table, p: EditCaption, ctx: StepContext) -> pa.Table:
+    """Counterfactual captions: on each row whose ``removed`` names the category an earlier
+    step (``inpaint``) removed from the image, and that no earlier ``edit_caption`` edited,
+    ``caption`` becomes the caption without that object; the old one goes to
+    ``parent_caption`` and ``edit`` says how: ``removed`` (the naming phrase was removed by
+    rule, grammar repaired: "a cat and a dog on a couch" → "a cat on a couch"), or
+    ``absence`` (no rule could; the caption negates the object instead: "No dog is sleeping
+    on the couch"), or, with ``fallback: drop``, the row is dropped. ``llm`` asks an LLM for
+    the same edit, ``captions_per_request`` captions per prompt, with validated JSON answers;
+    rows whose request failed after retries, or whose "removed" caption still names the
+    object, are dropped: the parent caption would describe an image that no longer exists.
+    Counts of each outcome, and the LLM's tokens and cost, go to the step's record."""
+    ctx.require(table, "caption", "removed")
+    removed = table.column("removed").to_pylist()
+    done = table.column("edit").to_pylist() if "edit" in table.column_names else None
+    todo = [i for i, r in enumerate(removed) if r is not None and not (done and done[i])]
+    captions = table.column("caption").to_pylist()
+    ctx.samples_processed += len(todo)
+    pairs = [(captions[i] or "", removed[i]) for i in todo]
+    reasons: Counter[str] = Counter()
+    if p.backend == "llm" and pairs:
+        found = _llm(pairs, p, ctx, reasons)
+    else:
+        try:
+            found = _offline(pairs, p.vocabulary)
+        except WordNetMissing as e:
+            raise ctx.fail(str(e)) from None
+    new_captions = list(captions)
+    parents = (
+        table.column("parent_caption").to_pylist()
+        if "parent_caption" in table.column_names
+        else [None] * table.num_rows
+    )
+    edits = list(done) if done else [None] * table.num_rows
+    keep = [True] * table.num_rows
+    counts: Counter[str] = Counter()
+    for i, (text, edit) in zip(todo, found, strict=True):
+        counts[edit] += 1
+        if edit == "failed" or (edit == "absence" and p.fallback == "drop"):
+            keep[i] = False
+            continue
+        parents[i], new_captions[i], edits[i] = captions[i], text, edit
+    table = _column(table, "caption", new_captions, table.schema.field("caption").type)
+    table = _column(table, "parent_caption", parents, pa.string())
+    table = _column(table, "edit", edits, pa.string())
+    ctx.extra_costs["edit_caption"] = {
+        "rows": len(todo),
+        "removed": counts["removed"],
+        "absence": counts["absence"] if p.fallback == "absence" else 0,
+        "dropped": {
+            "absence": counts["absence"] if p.fallback == "drop" else 0,
+            "failed": counts["failed"],
+        },
+        "failures": dict(sorted(reasons.items())),
+    }
+    return table.filter(pa.array(keep, pa.bool_()))
