@@ -161,8 +161,9 @@ def train_detector(
     Deterministic as far as ultralytics allows (seeded, ``deterministic=True``; bitwise only on
     CPU). ``overrides`` go to ultralytics' trainer as they are: augmentation (``mosaic``,
     ``scale``, ``fliplr``, ...), schedule (``warmup_epochs``, ...), ``val=False`` to validate
-    after the last epoch only. Plots and AMP stay off: both would fetch files (a font; ultralytics' AMP
-    check downloads a model on CUDA), and neither changes what the model learns on CPU.
+    after the last epoch only. Plots and AMP stay off: both would fetch files (a font;
+    ultralytics' AMP check downloads a model on CUDA), and neither changes what the model learns
+    on CPU.
     """
     out = Path(out).resolve()
     yolo = _ultralytics().YOLO(str(model))
