@@ -183,3 +183,13 @@ def test_tiny_training_run_gives_loadable_weights(
     objs, _ = scene_of(0, 0, 3)
     (detections,) = detector.detect([render(Scene(objs, noise_seed=0))], conf=0.0)
     assert all(d.label in SHAPES for d in detections)
+
+
+def test_ultralytics_leaves_pil_open_alone(tmp_path: Path) -> None:
+    """A corrupt file must still raise PIL's own error after a detector ran, so readers that
+    skip and count bad images keep working in a process that also detects."""
+    Detector("yolov8n.yaml", imgsz=64).detect([Image.new("RGB", (64, 64))])
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(OSError):
+        Image.open(bad)

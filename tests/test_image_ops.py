@@ -350,7 +350,7 @@ def test_nearest_images_then_grouped_sampler_puts_neighbours_in_one_batch(tmp_pa
 def test_new_baseline_recipes_validate():
     for name in ("image_based", "laion2b", "image_based_and_clip_score", "clustered_batches"):
         load_recipe(REPO / "recipes" / "baselines" / f"{name}.yaml")
-    spec = load_recipe(REPO / "recipes" / "baselines" / "negclip.yaml")
+    spec = load_recipe(REPO / "recipes" / "negclip_hard_images.yaml")
     nn = next(s for s in spec.recipe.steps if s.op == "nearest_images")
     assert spec.recipe.sampler.params["column"] == nn.params["column"]
 

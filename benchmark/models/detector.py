@@ -49,8 +49,14 @@ def _ultralytics() -> ModuleType:
         dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
         for path in missing:
             shutil.copyfile(dejavu, path)
+    pil_open = Image.open
     import ultralytics
+    import ultralytics.utils.patches  # noqa: F401 - applied now, so it can be undone here
 
+    # ultralytics replaces PIL's Image.open process-wide with a HEIF-aware wrapper that answers a
+    # corrupt file with ModuleNotFoundError (pi_heif) instead of PIL's error: every reader that
+    # skips and counts bad images would crash. Its own loaders do not need the wrapper.
+    Image.open = pil_open
     return ultralytics
 
 
