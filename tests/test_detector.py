@@ -101,6 +101,7 @@ def test_batching_does_not_change_detections(photos: list[Image.Image]) -> None:
 
 
 def test_segmentation_model_gives_polygons(photos: list[Image.Image]) -> None:
+    torch.manual_seed(0)  # a random-init network: the same one every run
     detector = Detector("yolov8n-seg.yaml", imgsz=320)
     results = detector.detect(photos[:2], conf=0.0)
     for image, detections in zip(photos[:2], results, strict=True):
