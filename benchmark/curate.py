@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,10 @@ def split_hidden(table: pa.Table) -> tuple[pa.Table, pa.Table]:
 
 
 def _filter_quality(before: set[str], after: set[str], defect: dict[str, str | None]) -> dict:
-    """Precision/recall of the removal against the hidden defect labels."""
+    """Precision/recall of the removal against the hidden defect labels, over pool rows only:
+    rows a generating step added have no label, and a filter that drops them (``quality_check``
+    rejecting edits) has found no pool defect, nor removed a clean pool row."""
+    before = before & defect.keys()
     removed = before - after
     bad = {u for u in before if defect.get(u)}
     hit = removed & bad
@@ -59,8 +63,14 @@ def _filter_quality(before: set[str], after: set[str], defect: dict[str, str | N
     return out
 
 
-def curate(table: pa.Table, steps: list[Step], make_context) -> Curated:
-    """Run ``steps`` in order. ``make_context(i, step)`` builds each step's StepContext."""
+def curate(
+    table: pa.Table, steps: list[Step], make_context, setup_s: Callable[[], float] = lambda: 0.0
+) -> Curated:
+    """Run ``steps`` in order. ``make_context(i, step)`` builds each step's StepContext.
+
+    ``setup_s()`` is the running total of seconds spent building the track's shared models (the
+    reference CLIP, the detector) on first use: a step's ``wall_s`` leaves it out, so a recipe's
+    cost does not depend on whether it ran first on an empty cache; ``setup_s`` is recorded."""
     visible, hidden = split_hidden(table)
     defect = {}
     if "gt_defect" in hidden.column_names:
@@ -76,9 +86,10 @@ def curate(table: pa.Table, steps: list[Step], make_context) -> Curated:
         op = registry.get(step.op)
         ctx: StepContext = make_context(i, step)
         before = visible.column("uid").to_pylist()
-        t0 = time.perf_counter()
+        t0, setup0 = time.perf_counter(), setup_s()
         visible = op.fn(visible, op.params.model_validate(step.params), ctx)
-        wall = time.perf_counter() - t0
+        setup = setup_s() - setup0
+        wall = time.perf_counter() - t0 - setup
         record = {
             "step": i,
             "op": op.name,
@@ -92,6 +103,8 @@ def curate(table: pa.Table, steps: list[Step], make_context) -> Curated:
             "samples_per_s": round(ctx.samples_processed / wall, 1) if wall > 0 else None,
             **ctx.extra_costs,
         }
+        if setup:
+            record["setup_s"] = round(setup, 3)
         if defect and op.kind == "filter":
             record["quality"] = _filter_quality(
                 set(before), set(visible.column("uid").to_pylist()), defect

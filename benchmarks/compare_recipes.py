@@ -34,11 +34,22 @@ def main() -> None:
     ap.add_argument("--scale", default="tiny")
     ap.add_argument("--baseline", default="no_filter")
     args = ap.parse_args()
+    results = [
+        r for r in load_results(Path(args.leaderboard), args.track) if r["scale"] == args.scale
+    ]
+    versions = defaultdict(set)
+    for r in results:
+        versions[r["recipe"]].add(r["recipe_hash"])
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in load_results(Path(args.leaderboard), args.track):
-        if r["scale"] == args.scale:
-            for task, value in r["headline"].items():
-                scores[r["recipe"]][task].append(100 * value)
+    for r in results:
+        # A recipe edited after it ran has results under two hashes: never pool them.
+        name = r["recipe"]
+        if len(versions[name]) > 1:
+            name = f"{name}@{r['recipe_hash'][:8]}"
+        for task, value in r["headline"].items():
+            scores[name][task].append(100 * value)
+    if args.baseline not in scores:
+        raise SystemExit(f"no results for baseline '{args.baseline}' (one version) on this scale")
     base = scores.pop(args.baseline)
     tasks = list(base)
     print(f"difference to {args.baseline} in points (Welch 95% CI; * = CI excludes 0)")

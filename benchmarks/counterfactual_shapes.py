@@ -5,7 +5,8 @@ An edit is good when the removed object is really gone (background colour where 
 nothing else changed (the other objects' pixels are as before). The quality check never sees
 that truth; this script compares its decisions with it.
 
-    python benchmarks/counterfactual_shapes.py --size 2000
+    python benchmarks/counterfactual_shapes.py --size 2000      # the chain alone, on the raw pool
+    python benchmarks/counterfactual_shapes.py --recipe recipes/counterfactual.yaml   # filtered
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=2000, help="shapes scenes in the pool")
     ap.add_argument("--runs", default="runs", help="run store (detector and reference are cached)")
     ap.add_argument("--device", default=default_device())
-    ap.add_argument("--recipe", default=str(REPO / "recipes" / "counterfactual.yaml"))
+    ap.add_argument(
+        "--recipe", default=str(REPO / "recipes" / "ablations" / "counterfactual_unfiltered.yaml")
+    )
     args = ap.parse_args()
 
     spec = load_recipe(args.recipe, device=args.device)

@@ -1,8 +1,9 @@
 """Shapes detector: train YOLOv8n on shapes scenes, score it on held-out scenes, time detection.
 
 The counterfactual generator removes the objects a caption names; on the shapes track it finds
-them with a YOLOv8n trained here. Defaults are ``shapes_detection.TRAIN_SETTINGS``, the cheapest
-settings found to reach mAP50 >= 0.9 on held-out scenes on CPU:
+them with a YOLOv8n trained here. Defaults are the shapes track's ``detector.train`` block (the
+settings the harness trains with: the cheapest found to reach mAP50 >= 0.9 on held-out scenes on
+CPU; small objects on a flat background need neither mosaic nor scale jitter):
 
     python benchmarks/shapes_detector.py                  # export, train, evaluate, time
     python benchmarks/shapes_detector.py --epochs 20 --train-size 3000 --out /tmp/det
@@ -26,7 +27,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark.models.detector import Detector, evaluate_detector, train_detector  # noqa: E402
-from benchmark.pools.shapes_detection import TRAIN_SETTINGS, export  # noqa: E402
+from benchmark.pools.shapes_detection import export  # noqa: E402
+from benchmark.spec.load import load_track  # noqa: E402
+
+SETTINGS = load_track(
+    Path(__file__).resolve().parents[1] / "tracks" / "shapes.yaml"
+).track.detector.train
 
 
 def throughput(weights: Path, images: list[Image.Image], imgsz: int, batch: int, device: str):
@@ -40,28 +46,24 @@ def throughput(weights: Path, images: list[Image.Image], imgsz: int, batch: int,
 
 def run(args: argparse.Namespace, out: Path) -> None:
     start = time.perf_counter()
-    data = export(out / "data", args.train_size, args.val_size, seed=args.seed)
+    data = export(out / "data", args.train_size, args.val_size, args.seed, SETTINGS.image_size)
     print(
         f"export      {args.train_size} train + {args.val_size} val scenes: "
         f"{time.perf_counter() - start:.1f} s"
     )
 
-    augment = {
-        k: v
-        for k, v in TRAIN_SETTINGS.items()
-        if k not in ("train_size", "epochs", "imgsz", "batch")
-    }
     start, cpu = time.perf_counter(), time.process_time()
     weights = train_detector(
         data,
         out / "model",
+        model=SETTINGS.model,
         epochs=args.epochs,
         imgsz=args.imgsz,
         batch=args.batch,
         seed=args.seed,
         device=args.device,
         val=False,
-        **augment,
+        **SETTINGS.overrides,
     )
     train_s, train_cpu = time.perf_counter() - start, time.process_time() - cpu
     print(
@@ -90,12 +92,12 @@ def run(args: argparse.Namespace, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="keep dataset and weights here (default: temp)")
-    parser.add_argument("--train-size", type=int, default=TRAIN_SETTINGS["train_size"])
-    parser.add_argument("--val-size", type=int, default=500)
-    parser.add_argument("--epochs", type=int, default=TRAIN_SETTINGS["epochs"])
-    parser.add_argument("--batch", type=int, default=TRAIN_SETTINGS["batch"])
-    parser.add_argument("--imgsz", type=int, default=TRAIN_SETTINGS["imgsz"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-size", type=int, default=SETTINGS.train_size)
+    parser.add_argument("--val-size", type=int, default=SETTINGS.val_size)
+    parser.add_argument("--epochs", type=int, default=SETTINGS.epochs)
+    parser.add_argument("--batch", type=int, default=SETTINGS.batch)
+    parser.add_argument("--imgsz", type=int, default=SETTINGS.imgsz)
+    parser.add_argument("--seed", type=int, default=SETTINGS.seed)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--detect-batch", type=int, default=64)
     parser.add_argument("--threads", type=int, help="torch CPU threads for detection")

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from benchmark.curate import curate, split_hidden, uid_array
+from benchmark.curate import _filter_quality, curate, split_hidden, uid_array
 from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
 from benchmark.ops.language import identify
@@ -62,6 +62,17 @@ def test_basic_filters_find_their_defects(pool):
     assert length["quality"]["recall_by_defect"]["junk"] == 1.0
     assert not any(c.startswith("gt_") for c in result.table.column_names)
     assert "lang" in result.table.column_names
+
+
+def test_filter_quality_judges_pool_rows_only():
+    """A filter that also drops generated rows (quality_check rejecting edits) is scored on the
+    pool rows it removed: the edits carry no defect label and must not count as misses."""
+    defect = {"junk": "junk", "clean": None, "vague": "vague"}
+    q = _filter_quality({"junk", "clean", "vague", "edit-1"}, {"clean", "vague"}, defect)
+    assert (q["removed"], q["precision"], q["recall"]) == (1, 1.0, 0.5)
+    assert q["recall_by_defect"] == {"junk": 1.0, "vague": 0.0}
+    only_edits = _filter_quality({"clean", "edit-1"}, {"clean"}, defect)
+    assert (only_edits["removed"], only_edits["precision"]) == (0, None)
 
 
 def test_dedup_removes_near_duplicates_keeps_first(pool):

@@ -152,10 +152,16 @@ def test_clip_score_with_trained_reference_reports_quality(tmp_path, recipe, cap
     out = capsys.readouterr().out
     assert "clip_score" in out and "precision" in out and "recall" in out
     (report,) = tmp_path.glob("curate/*/report.json")
-    step = json.loads(report.read_text())["steps"][0]
+    record = json.loads(report.read_text())
+    step = record["steps"][0]
     assert step["rows_out"] == 300
     assert step["quality"]["precision"] > 0.45  # the pool is 55% defective; better than chance
     assert list(tmp_path.glob("reference/*/open_clip_model.safetensors"))
+    # training the reference on first use is the track's cost, not the recipe's
+    (train,) = tmp_path.glob("reference/*/train.json")
+    assert step["setup_s"] >= json.loads(train.read_text())["wall_s"]
+    assert record["setup_s"] == step["setup_s"]
+    assert step["wall_s"] < step["setup_s"]
 
 
 @pytest.mark.slow

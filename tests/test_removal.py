@@ -161,6 +161,8 @@ COCO_EDITS = [
      "A bathroom with a sink, bath tub, and a small cabinet."),
     ("a cat and a dog on a couch", "dog", "a cat on a couch"),
     ("A cat and dog on a couch", "cat", "A dog on a couch"),  # the shared article stays
+    ("A bus and cars on a street", "bus", "Cars on a street"),  # no "a" before a plural
+    ("A dog and people in a park", "dog", "People in a park"),
     ("A bathroom sink and mirror covered with bathroom items", "sink",
      "A mirror covered with bathroom items"),
     ("a donut with a cup of coffee and an ornate napkin holder", "cup",

@@ -95,11 +95,13 @@ def kmeans(x: torch.Tensor, k: int, iterations: int, seed: int) -> np.ndarray:
     g = torch.Generator().manual_seed(seed)
     k = min(k, len(x))
     centres = x[torch.randint(len(x), (1,), generator=g)]
+    d = torch.cdist(x, centres).squeeze(1) ** 2  # to the nearest centre, updated per new centre
     for _ in range(1, k):
-        d = torch.cdist(x, centres).min(dim=1).values ** 2
         if d.sum() <= 0:  # fewer distinct points than k
             break
-        centres = torch.cat([centres, x[torch.multinomial(d / d.sum(), 1, generator=g)]])
+        new = x[torch.multinomial(d / d.sum(), 1, generator=g)]
+        centres = torch.cat([centres, new])
+        d = torch.minimum(d, torch.cdist(x, new).squeeze(1) ** 2)
     labels = torch.cdist(x, centres).argmin(dim=1)
     for _ in range(iterations):
         sums = torch.zeros_like(centres).index_add_(0, labels, x)

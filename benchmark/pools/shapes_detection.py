@@ -17,20 +17,6 @@ import yaml
 from benchmark.pools.shapes import scene_of
 from benchmark.pools.shapes_world import CANVAS, SHAPES, Obj, Scene, render
 
-# What YOLOv8n needs to reach mAP50 >= 0.9 on held-out scenes in the fewest CPU-minutes
-# (benchmarks/shapes_detector.py measures it): small objects on a flat background need neither
-# mosaic nor scale jitter, and left-right flips leave every shape a shape of the same class.
-TRAIN_SETTINGS: dict[str, object] = {
-    "train_size": 2000,
-    "epochs": 15,
-    "imgsz": 64,
-    "batch": 32,
-    "mosaic": 0.0,
-    "scale": 0.0,
-    "translate": 0.1,
-    "fliplr": 0.5,
-}
-
 
 def label_line(obj: Obj) -> str:
     """One YOLO label row: class index and the box as centre/size fractions of the canvas."""

@@ -25,7 +25,7 @@ from typing import Literal
 from benchmark.pools.shapes_world import COLOURS as SHAPE_COLOURS
 from benchmark.pools.shapes_world import RELATIONS, SHAPES, SIZES
 from benchmark.text import pos
-from benchmark.text.inflection import fix_articles, plural
+from benchmark.text.inflection import SINGULAR, fix_articles, plural
 from benchmark.text.paraphrase import Caption, join, split
 from benchmark.text.tokens import FUNCTION_WORDS, Word, replace, same_case
 from benchmark.text.vocabulary import (
@@ -519,7 +519,12 @@ def _coordination(p: Parse, a: int, b: int) -> dict | None:
     if b > a and p.text(b - 1) == "of" and p.kind(b + 1) == ",":
         return None  # "a bowl of noodles, meat and rice": the list is what the bowl holds
     first, other = p.chunks[a], p.chunks[sep]
-    keep_det = a == b and p.tags[first.first] == "D" and p.tags[other.first] != "D"
+    keep_det = (
+        a == b
+        and p.tags[first.first] == "D"
+        and p.tags[other.first] != "D"
+        and not _uncountable_or_plural(p.head(sep))  # "A bus and cars" → "Cars", not "A cars"
+    )
     start = p.tokens[first.first + 1].start if keep_det else p.start(a)
     spans[(start, p.start(sep))] = ""
     if _two_left(p, sep + 1):  # "A, B, and C" → "B and C"
@@ -527,6 +532,13 @@ def _coordination(p: Parse, a: int, b: int) -> dict | None:
     if a == 0 and p.kind(sep + 1) not in (",", "C"):
         _agree(p, spans, a if keep_det else sep, sep + 1)
     return spans
+
+
+def _uncountable_or_plural(noun: str) -> bool:
+    """Whether a bare noun cannot take "a": a plural ("cars", "people") or a mass noun."""
+    if noun in MASS_NOUNS or noun in SINGULAR:
+        return True
+    return noun.endswith("s") and not noun.endswith(("ss", "us", "is"))
 
 
 def _trailing(p: Parse, k: int) -> int:
