@@ -1,7 +1,8 @@
 """The counterfactual chain on shapes scenes: each step's throughput, and how well the quality
 check keeps good edits, judged against the world's ground truth.
 
-An edit is good when the removed object is really gone (background colour where it was) and
+An edit is good when the removed object is really gone (background colour where it was, or, for
+a ``repaint`` edit, the new shape in the old one's colour, as the world would draw it) and
 nothing else changed (the other objects' pixels are as before). The quality check never sees
 that truth; this script compares its decisions with it.
 
@@ -23,7 +24,7 @@ from benchmark import curate as curation
 from benchmark.ops import registry
 from benchmark.ops.context import StepContext
 from benchmark.pipeline import Runner, default_device
-from benchmark.pools.shapes_world import BACKGROUND
+from benchmark.pools.shapes_world import BACKGROUND, COLOURS, Obj, Scene, render
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.load import load_recipe
 from benchmark.store import Store
@@ -31,8 +32,29 @@ from benchmark.store import Store
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _painted_ok(edit: np.ndarray, where: np.ndarray, gone: dict, shape: str) -> bool:
+    """The region shows ``shape`` where ``gone`` was, in its colour and size: its pixels match
+    the world's drawing of it (IoU >= 0.8, allowing a 2-pixel shift: the mask came from a
+    detector's box) better than a drawing of the old shape."""
+    x, y = (gone["x0"] + gone["x1"]) // 2, (gone["y0"] + gone["y1"]) // 2
+    seen = (np.abs(edit - COLOURS[gone["colour"]]).max(axis=2) < 30) & where
+
+    def iou(name: str) -> float:
+        best = 0.0
+        for dx in range(-2, 3):
+            for dy in range(-2, 3):
+                obj = Obj(name, gone["colour"], gone["size"], x + dx, y + dy)
+                im = np.asarray(render(Scene((obj,), 0))).astype(int)
+                drawn = (np.abs(im - BACKGROUND).max(axis=2) > 24) & where
+                best = max(best, (drawn & seen).sum() / max((drawn | seen).sum(), 1))
+        return best
+
+    new = iou(shape)
+    return bool(new >= 0.8 and new > iou(gone["shape"]))
+
+
 def truth(pool: pa.Table, edits: pa.Table, reader: ShardReader) -> dict[str, bool]:
-    """Per edit uid: removed object gone and the other objects untouched."""
+    """Per edit uid: removed object gone (or replaced as named) and the others untouched."""
     uids = pool.column("uid").to_pylist()
     objects = dict(zip(uids, pool.column("gt_objects").to_pylist(), strict=True))
     images = dict(zip(uids, pool.column("image").to_pylist(), strict=True))
@@ -50,7 +72,12 @@ def truth(pool: pa.Table, edits: pa.Table, reader: ShardReader) -> dict[str, boo
         region = np.zeros((h, w), bool)
         region[gone["y0"] : gone["y1"] + 1, gone["x0"] : gone["x1"] + 1] = True
         where = region & ~others
-        gone_ok = np.abs(edit[where] - BACKGROUND).max(axis=1).mean() < 20 if where.any() else False
+        if not where.any():
+            gone_ok = False
+        elif row.get("added"):
+            gone_ok = _painted_ok(edit, where, gone, row["added"])
+        else:
+            gone_ok = np.abs(edit[where] - BACKGROUND).max(axis=1).mean() < 20
         kept = others & ~region
         same = np.abs(edit[kept] - parent[kept]).max(axis=1).mean() < 8 if kept.any() else True
         out[row["uid"]] = bool(gone_ok and same)

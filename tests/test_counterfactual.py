@@ -15,10 +15,11 @@ from benchmark import pools
 from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
 from benchmark.ops.detect import DETECTION
-from benchmark.pools.shapes_world import BACKGROUND
+from benchmark.pools.shapes_world import BACKGROUND, COLOURS, Obj, Scene, render
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.errors import SpecError
 from benchmark.spec.load import load_recipe
+from benchmark.text.inflection import fix_articles
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +239,120 @@ def test_quality_check_rejects_unchanged_edits_and_counts_reasons(pool):
         OpError, match=r"steps\[4\] \(quality_check\): needs column\(s\) parent_caption"
     ):
         op.fn(edited, op.params.model_validate({}), ctx)
+
+
+def _repaint(table: pa.Table, root: Path, **params) -> tuple[pa.Table, StepContext]:
+    op = registry.get("repaint")
+    params = {"backend": "shapes", "vocabulary": "shapes", "dilate": 0} | params
+    ctx = StepContext("steps[2] (repaint)", ShardReader(root), 0, root / "w", store_root=root)
+    return op.fn(table, op.params.model_validate(params), ctx), ctx
+
+
+def test_repaint_paints_a_shape_the_scene_lacks_in_the_old_ones_colour_and_place(pool):
+    table, root = pool
+    out, ctx = _repaint(table.drop_columns(["gt_objects"]), root)
+    new = out.filter(pa.compute.is_valid(out.column("parent_uid")))
+    shapes = [[o["shape"] for o in objs] for objs in table.column("gt_objects").to_pylist()]
+    assert new.num_rows == sum(any(s.count(x) == 1 for x in s) for s in shapes) > 0
+    assert ctx.extra_costs["edits"]["generated"] == new.num_rows
+    uids, gt = table.column("uid").to_pylist(), table.column("gt_objects").to_pylist()
+    objects = dict(zip(uids, gt, strict=True))
+    reader = ShardReader(root)
+    for row in new.to_pylist():
+        scene = objects[row["parent_uid"]]
+        assert row["generator"] == "repaint/shapes" and row["removed"] != row["added"]
+        assert row["added"] not in [o["shape"] for o in scene]
+        old = next(o for o in scene if o["shape"] == row["removed"])
+        truth = Obj(row["added"], old["colour"], old["size"], *_centre(old))
+        expected = np.asarray(render(Scene((truth,), 0)), int)
+        got = np.asarray(reader.read_image(row["image"]), int)
+        box = np.zeros((64, 64), bool)
+        box[old["y0"] : old["y1"] + 1, old["x0"] : old["x1"] + 1] = True
+        for o in scene:  # neighbours' boxes may reach into this one
+            if o is not old:
+                box[o["y0"] : o["y1"] + 1, o["x0"] : o["x1"] + 1] = False
+        drawn = np.abs(expected - BACKGROUND).max(axis=2) > 24
+        painted = np.abs(got - BACKGROUND).max(axis=2) > 24
+        assert (drawn[box] != painted[box]).mean() < 0.03  # the new shape, where the old was
+        assert np.abs(got[drawn & box] - COLOURS[old["colour"]]).max(axis=1).mean() < 8
+
+
+def _centre(o: dict) -> tuple[int, int]:
+    return (o["x0"] + o["x1"]) // 2, (o["y0"] + o["y1"]) // 2
+
+
+def test_repaint_and_inpaint_edit_each_original_once_into_one_paired_group(pool):
+    table, root = pool
+    table = table.drop_columns(["gt_objects"])
+    removed, _ = _inpaint(table, root, dilate=0)
+    both, _ = _repaint(removed, root)
+    again, ctx = _repaint(removed, root)
+    assert both.equals(again) and ctx.extra_costs["edits"]["generated"] == 0
+    edits = both.filter(pa.compute.is_valid(both.column("parent_uid"))).to_pylist()
+    kinds = {(e["parent_uid"], e["generator"]) for e in edits}
+    assert len(kinds) == len(edits)  # one removal and one replacement per parent, no edit of edits
+    assert {e["generator"] for e in edits} == {"inpaint/classical", "repaint/shapes"}
+    assert all(e["added"] is None for e in edits if e["generator"] == "inpaint/classical")
+    sampler = registry.get("paired")
+    order = sampler.fn(both, sampler.params.model_validate({}), 16, np.random.default_rng(0))
+    parents = both.column("parent_uid").to_pylist()
+    uids = both.column("uid").to_pylist()
+    batch_of = {}
+    for position, row in enumerate(order.tolist()):
+        batch_of.setdefault(parents[row] or uids[row], set()).add(position // 16)
+    assert sum(len(b) > 1 for b in batch_of.values()) <= len(order) // 16  # split only at ends
+
+
+def test_edit_caption_swaps_the_name_and_quality_check_wants_the_new_object(pool):
+    table, root = pool
+    table = table.drop_columns(["gt_objects"])
+    edited, _ = _repaint(table, root)
+    op = registry.get("edit_caption")
+    ctx = StepContext("steps[3] (edit_caption)", ShardReader(root), 0, root / "e")
+    out = op.fn(edited, op.params.model_validate({"vocabulary": "shapes"}), ctx)
+    edits = [r for r in out.to_pylist() if r["parent_uid"] is not None]
+    record = ctx.extra_costs["edit_caption"]
+    assert record["replaced"] == len(edits) > 0 and record["removed"] == 0
+    for e in edits:
+        assert e["edit"] == "replaced" and e["parent_caption"] != e["caption"]
+        words = e["caption"].replace(",", " ").split()
+        assert e["added"] in words and e["removed"] not in words
+        back = fix_articles(e["caption"].replace(e["added"], e["removed"]))
+        assert back == e["parent_caption"]
+    llm = op.params.model_validate({"backend": "llm", "llm": {"model": "gpt-4o-mini"}})
+    with pytest.raises(OpError, match="replacements .repaint. need backend offline"):
+        op.fn(edited, llm, ctx)
+    # a detector that knows no shapes (COCO's 80 classes) never finds what was painted
+    check = registry.get("quality_check")
+    ctx = StepContext("steps[4] (quality_check)", ShardReader(root), 0, root / "q")
+    params = {"detector_model": "yolov8n.yaml", "imgsz": 64, "clip": False}
+    kept = check.fn(out, check.params.model_validate(params), ctx)
+    assert kept.num_rows == out.num_rows - len(edits)
+    assert ctx.extra_costs["quality_check"]["rejected"] == {"added_not_detected": len(edits)}
+
+
+def test_repaint_variants_paint_different_categories_each(pool):
+    table, root = pool
+    table = table.drop_columns(["gt_objects"])
+    one, _ = _repaint(table, root)
+    three, _ = _repaint(table, root, variants=3)
+    edits = three.filter(pa.compute.is_valid(three.column("parent_uid"))).to_pylist()
+    by_parent: dict[str, list[dict]] = {}
+    for e in edits:
+        by_parent.setdefault(e["parent_uid"], []).append(e)
+    assert len(by_parent) == one.num_rows - table.num_rows  # the same objects are edited
+    for group in by_parent.values():
+        assert len(group) == 3 and len({e["added"] for e in group}) == 3
+        assert len({e["removed"] for e in group}) == 1 and len({e["uid"] for e in group}) == 3
+
+
+def test_repaint_params_are_checked():
+    params = registry.get("repaint").params
+    with pytest.raises(ValueError, match="set vocabulary: shapes"):
+        params.model_validate({"backend": "shapes"})
+    with pytest.raises(ValueError, match=r"'into' names \['dog'\]"):
+        params.model_validate({"backend": "shapes", "vocabulary": "shapes", "into": ["dog"]})
+    assert params.model_validate({"vocabulary": "coco", "into": ["cat", "dog"]}).into == [
+        "cat",
+        "dog",
+    ]

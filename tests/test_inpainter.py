@@ -15,11 +15,19 @@ from PIL import Image
 from benchmark.models.inpainter import (
     ClassicalInpainter,
     DiffusionInpainter,
+    ShapesPainter,
     mask_from_boxes,
     mask_from_polygons,
     tiny_pipeline,
 )
-from benchmark.pools.shapes_world import BACKGROUND, COLOURS, Scene, render, sample_objects
+from benchmark.pools.shapes_world import (
+    BACKGROUND,
+    COLOURS,
+    SHAPES,
+    Scene,
+    render,
+    sample_objects,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -138,6 +146,46 @@ def test_classical_takes_any_mode_and_size() -> None:
     assert np.abs(np.asarray(out[0], dtype=int) - 90).max() == 0
 
 
+def test_classical_fill_refuses_to_paint_objects() -> None:
+    _, image = scene(1, n=1)
+    with pytest.raises(ValueError, match="can only remove"):
+        ClassicalInpainter().inpaint([image], [np.zeros((64, 64), bool)], ["circle"])
+
+
+# --- shapes painter --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_shapes_painter_draws_the_named_shape_in_the_objects_colour_and_size(seed: int) -> None:
+    """The edit is the scene the world would render with that one object's shape changed: the
+    colour and the size come from the pixels, the position from the mask."""
+    s, image = scene(seed, n=3)
+    old, *rest = s.objects
+    mask = mask_from_boxes(image.size, [old.box])
+    for shape in (x for x in SHAPES if x != old.shape):
+        (out,) = ShapesPainter(seed=seed).inpaint([image], [mask], [shape])
+        truth = render(Scene((type(old)(shape, old.colour, old.size, old.x, old.y), *rest), seed))
+        off = np.abs(np.asarray(out, int) - np.asarray(truth, int)).max(axis=2) > 24
+        assert off.sum() <= 3, (shape, off.sum())
+        assert np.array_equal(np.asarray(out)[~mask & ~off], np.asarray(image)[~mask & ~off])
+
+
+def test_shapes_painter_removes_without_objects_and_adds_the_worlds_noise() -> None:
+    s, image = scene(4, n=2)
+    mask = mask_from_boxes(image.size, [s.objects[0].box], dilate=1)
+    (removed,) = ShapesPainter().inpaint([image], [mask])
+    inside = np.asarray(removed, int)[mask] - BACKGROUND
+    assert np.abs(inside).max() <= 12 and 2 < np.abs(inside).mean() < 4.5  # noisy background
+    assert np.array_equal(np.asarray(removed)[~mask], np.asarray(image)[~mask])
+    (painted,) = ShapesPainter().inpaint([image], [mask], ["star"])
+    again = ShapesPainter().inpaint([image], [mask], ["star"])
+    assert np.array_equal(np.asarray(painted), np.asarray(again[0]))
+    with pytest.raises(ValueError, match=r"not \['dog'\]"):
+        ShapesPainter().inpaint([image], [mask], ["dog"])
+    with pytest.raises(ValueError, match="1 images but 2 objects"):
+        ShapesPainter().inpaint([image], [mask], ["star", "cross"])
+
+
 # --- diffusion -------------------------------------------------------------------------------
 
 
@@ -220,6 +268,18 @@ def test_diffusion_outside_the_mask(tiny: Path) -> None:
         assert np.array_equal(np.asarray(k, dtype=int)[~mask], original[~mask])
         assert np.abs(np.asarray(w, dtype=int)[~mask] - original[~mask]).mean() > 5
         assert w.size == im.size
+
+
+def test_diffusion_prompts_name_the_painted_object(tiny: Path) -> None:
+    images, masks = inputs()
+    named = diffusion(tiny, prompt="a photo of a {object}").inpaint(images, masks, ["cat", "dog"])
+    cat = diffusion(tiny, prompt="a photo of a cat").inpaint(images[:1], masks[:1])
+    dog = diffusion(tiny, prompt="a photo of a dog").inpaint(images[1:], masks[1:])
+    bare = diffusion(tiny, prompt="").inpaint(images[:1], masks[:1], ["a photo of a cat"])
+    for a, b in ((named[0], cat[0]), (named[1], dog[0]), (bare[0], cat[0])):
+        assert np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 2
+    other = diffusion(tiny, prompt="a photo of a {object}").inpaint(images[:1], masks[:1], ["car"])
+    assert np.abs(np.asarray(other[0], int) - np.asarray(cat[0], int)).max() > 2
 
 
 def test_diffusion_refuses_half_precision_on_cpu_and_bad_resolutions(tiny: Path) -> None:

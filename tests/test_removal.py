@@ -20,7 +20,7 @@ from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
 from benchmark.pools.shapes_world import describe, sample_objects
 from benchmark.pools.shards import ShardReader
-from benchmark.text.removal import absence_caption, remove_object
+from benchmark.text.removal import absence_caption, remove_object, replace_object
 from benchmark.text.shapes_caption import parse
 from benchmark.text.vocabulary import categories, coco
 
@@ -326,6 +326,7 @@ def test_edit_caption_op_edits_only_rows_with_a_removed_object(tmp_path):
     assert context.extra_costs["edit_caption"] == {
         "rows": 4,
         "removed": 2,
+        "replaced": 0,
         "absence": 2,
         "dropped": {"absence": 0, "failed": 0},
         "failures": {},
@@ -511,3 +512,44 @@ def test_llm_backend_without_key_fails_naming_the_step(tmp_path, monkeypatch):
     params = {"backend": "llm", "llm": {"model": "gpt-4o-mini"}}
     with pytest.raises(OpError, match=re.escape(STEP) + ".*OPENAI_API_KEY"):
         run(table_of([("a dog", "dog")]), ctx(tmp_path), **params)
+
+
+@pytest.mark.parametrize(
+    ("caption", "category", "new", "vocab", "expected"),
+    [
+        (
+            "A red circle to the left of a blue square on a grey background.",
+            "circle",
+            "triangle",
+            "shapes",
+            "A red triangle to the left of a blue square on a grey background.",
+        ),
+        (
+            "there is a large orange square, a red star and a blue circle",
+            "star",
+            "cross",
+            "shapes",
+            "there is a large orange square, a red cross and a blue circle",
+        ),
+        ("a photo of a green star", "star", "diamond", "shapes", "a photo of a green diamond"),
+        ("a red circle and a blue square", "circle", "square", "shapes", None),  # two squares
+        ("a red circle and a blue circle", "circle", "star", "shapes", None),  # which circle?
+        (
+            "A dog sleeping on a couch.",
+            "dog",
+            "elephant",
+            "coco",
+            "An elephant sleeping on a couch.",
+        ),
+        ("An apple on a table", "apple", "banana", "coco", "A banana on a table"),
+        ("Two Dogs on a couch", "dog", "cat", "coco", None),  # one of several
+        ("a dog bed in a room", "dog", "cat", "coco", None),  # a modifier
+        ("a cat and a dog", "dog", "cat", "coco", None),  # would say one cat of two
+        ("a man walking his dog", "person", "horse", "coco", None),  # "his" points at the man
+        ("a man walking his dog", "dog", "cat", "coco", "a man walking his cat"),
+        ("a skier on a slope", "skis", "snowboard", "coco", None),  # named inside "skier"
+        ("", "dog", "cat", "coco", None),
+    ],
+)
+def test_replace_object_swaps_one_name(caption, category, new, vocab, expected) -> None:
+    assert replace_object(caption, category, new, vocab) == expected

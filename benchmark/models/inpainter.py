@@ -1,11 +1,14 @@
-"""Inpainting for counterfactual augmentation: remove a detected object from an image.
+"""Inpainting for counterfactual augmentation: remove a detected object from an image, or paint
+an object of another category in its place.
 
-Two backends behind one call, ``inpaint(images, masks) -> images``: ``ClassicalInpainter``
-(OpenCV's Telea / Navier-Stokes fill: no weights, CPU, fills flat backgrounds exactly, smears
-textured ones) and ``DiffusionInpainter`` (any diffusers inpainting pipeline, by hub id or local
-directory: plausible fills on real photos, at GPU cost). Masks are boolean HxW arrays, True where
-the object is; ``mask_from_boxes`` and ``mask_from_polygons`` turn detector or segmenter output
-into them, dilated so that the object's edge and shadow go too.
+Three backends behind one call, ``inpaint(images, masks, objects=None) -> images``:
+``ClassicalInpainter`` (OpenCV's Telea / Navier-Stokes fill: no weights, CPU, fills flat
+backgrounds exactly, smears textured ones; removal only), ``DiffusionInpainter`` (any diffusers
+inpainting pipeline, by hub id or local directory: plausible fills on real photos, at GPU cost;
+``objects`` become its prompts) and ``ShapesPainter`` (the `shapes` world's own renderer: it
+draws the named shape where the old one was, in its colour). Masks are boolean HxW arrays,
+True where the object is; ``mask_from_boxes`` and ``mask_from_polygons`` turn detector or
+segmenter output into them, dilated so that the object's edge and shadow go too.
 
 ``tiny_pipeline`` writes a random-weight Stable-Diffusion inpainting pipeline built from configs:
 tests and CPU benchmarks load it by path exactly as they would a real one, and on a new GPU machine
@@ -24,7 +27,9 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
+
+from benchmark.pools import shapes_world as world
 
 if TYPE_CHECKING:  # diffusers and transformers load in seconds: only the diffusion path pays
     from diffusers import DiffusionPipeline
@@ -82,9 +87,12 @@ def mask_from_polygons(
 
 
 class Inpainter(Protocol):
-    """What augmentation ops call: one output per input, each the size of its input."""
+    """What augmentation ops call: one output per input, each the size of its input. ``objects``
+    names what to paint into each mask; None fills it with background (removal)."""
 
-    def inpaint(self, images: list[Image.Image], masks: list[np.ndarray]) -> list[Image.Image]: ...
+    def inpaint(
+        self, images: list[Image.Image], masks: list[np.ndarray], objects: list[str] | None = None
+    ) -> list[Image.Image]: ...
 
 
 def _checked(images: list[Image.Image], masks: list[np.ndarray]) -> list[np.ndarray]:
@@ -119,7 +127,11 @@ class ClassicalInpainter:
         if self.radius < 1:
             raise ValueError(f"radius must be >= 1, got {self.radius}")
 
-    def inpaint(self, images: list[Image.Image], masks: list[np.ndarray]) -> list[Image.Image]:
+    def inpaint(
+        self, images: list[Image.Image], masks: list[np.ndarray], objects: list[str] | None = None
+    ) -> list[Image.Image]:
+        if objects is not None:
+            raise ValueError("the classical fill can only remove; painting objects needs a model")
         flag = cv2.INPAINT_TELEA if self.method == "telea" else cv2.INPAINT_NS
         out = []
         # cv2.inpaint treats the channels alike, so RGB needs no round trip through BGR.
@@ -192,14 +204,29 @@ class DiffusionInpainter:
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(self.device)
 
-    def inpaint(self, images: list[Image.Image], masks: list[np.ndarray]) -> list[Image.Image]:
+    def inpaint(
+        self, images: list[Image.Image], masks: list[np.ndarray], objects: list[str] | None = None
+    ) -> list[Image.Image]:
+        """With ``objects``, each image's prompt is ``prompt`` with ``{object}`` filled in
+        (``prompt`` without the placeholder: the object's name alone)."""
         masks = _checked(images, masks)
+        if objects is None:
+            prompts = [self.prompt] * len(images)
+        elif len(objects) != len(images):
+            raise ValueError(f"{len(images)} images but {len(objects)} objects")
+        elif "{object}" in self.prompt:
+            prompts = [self.prompt.replace("{object}", o) for o in objects]
+        else:
+            prompts = list(objects)
         out: list[Image.Image] = []
         for i in range(0, len(images), self.batch_size):
-            out += self._batch(images[i : i + self.batch_size], masks[i : i + self.batch_size])
+            part = slice(i, i + self.batch_size)
+            out += self._batch(images[part], masks[part], prompts[part])
         return out
 
-    def _batch(self, images: list[Image.Image], masks: list[np.ndarray]) -> list[Image.Image]:
+    def _batch(
+        self, images: list[Image.Image], masks: list[np.ndarray], prompts: list[str]
+    ) -> list[Image.Image]:
         import torch
 
         side = (self.resolution, self.resolution)
@@ -218,7 +245,7 @@ class DiffusionInpainter:
         ]
         with torch.inference_mode():
             result = self.pipeline(
-                prompt=[self.prompt] * len(rgb),
+                prompt=prompts,
                 image=[im.resize(side, Image.BICUBIC) for im in rgb],
                 mask_image=small_masks,
                 height=self.resolution,
@@ -236,6 +263,62 @@ class DiffusionInpainter:
                 filled = Image.composite(filled, im, Image.fromarray(mask))
             out.append(filled)
         return out
+
+
+@dataclass
+class ShapesPainter:
+    """The `shapes` world's renderer as an inpainter, the track's stand-in for a text-to-image
+    fill model (as its harness-trained YOLO stands in for a COCO one). The world's background is
+    flat, so the mask is filled with the median colour of the ring around it (a neighbour
+    touching the ring is outvoted, where a Telea fill would smear it inwards); a named shape is
+    then drawn centred in the mask at the world's nearest size, in the colour the masked object
+    had, and the painted area gets the world's pixel noise, so an edit carries no "edited" tell.
+    Only the pixels and the mask are read: the colours and the size come from the image."""
+
+    seed: int = 0
+    noise: int = 24  # a pixel that differs from the background by more than this is an object
+
+    def inpaint(
+        self, images: list[Image.Image], masks: list[np.ndarray], objects: list[str] | None = None
+    ) -> list[Image.Image]:
+        masks = _checked(images, masks)
+        if objects is None:
+            objects = [None] * len(images)
+        elif len(objects) != len(images):
+            raise ValueError(f"{len(images)} images but {len(objects)} objects")
+        unknown = sorted(set(objects) - set(world.SHAPES) - {None})
+        if unknown:
+            raise ValueError(f"the shapes painter draws {', '.join(world.SHAPES)}, not {unknown}")
+        return [
+            self._paint(im.convert("RGB"), mask, shape)
+            for im, mask, shape in zip(images, masks, objects, strict=True)
+        ]
+
+    def _paint(self, im: Image.Image, mask: np.ndarray, shape: str | None) -> Image.Image:
+        if not mask.any():
+            return im
+        before = np.asarray(im, dtype=np.int16)
+        ring = _dilated(mask, 2) & ~mask
+        background = np.median(before[ring if ring.any() else ~mask], axis=0)
+        object_px = mask & (np.abs(before - background).max(axis=2) > self.noise)
+        canvas = before.copy()
+        canvas[mask] = background
+        area = mask.copy()
+        if shape is not None and object_px.any():
+            colour = tuple(int(v) for v in np.median(before[object_px], axis=0))
+            rows, cols = np.nonzero(mask)
+            x, y = (cols.min() + cols.max()) / 2, (rows.min() + rows.max()) / 2
+            half = max(cols.max() - cols.min(), rows.max() - rows.min()) / 2
+            r = min(world.SIZES.values(), key=lambda size: abs(size - half))
+            drawn = Image.new("L", im.size, 0)
+            world.draw_shape(ImageDraw.Draw(drawn), shape, x, y, r, 255)
+            painted = np.asarray(drawn) > 0
+            canvas[painted] = colour
+            area |= painted
+        flat = Image.fromarray(canvas.astype(np.uint8))
+        noisy = np.asarray(world.add_noise(flat, _image_seed(self.seed, im, mask)))
+        out = np.where(area[..., None], noisy, np.asarray(im))
+        return Image.fromarray(out.astype(np.uint8))
 
 
 def _clip_tokenizer() -> CLIPTokenizer:

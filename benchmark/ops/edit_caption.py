@@ -1,4 +1,5 @@
-"""Counterfactual captions: the caption of an edited image made to say what the edit removed."""
+"""Counterfactual captions: the caption of an edited image made to say what the edit removed or
+replaced."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from pydantic import BaseModel, Field, create_model, model_validator
 from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
-from benchmark.text.removal import absence_caption, remove_object
+from benchmark.text.removal import absence_caption, remove_object, replace_object
 from benchmark.text.vocabulary import mentions, vocabulary
 from benchmark.text.wordnet import WordNetMissing
 
-Edit = Literal["removed", "absence", "failed"]
+Edit = Literal["removed", "absence", "replaced", "failed"]
 SYSTEM = (
     "One object was removed from each image below. Each line is '<index>: [<object>] "
     "<caption>'. Edit the caption so that it describes the edited image: delete the words "
@@ -147,26 +148,41 @@ def edit_caption(table: pa.Table, p: EditCaption, ctx: StepContext) -> pa.Table:
     ``parent_caption`` and ``edit`` says how: ``removed`` (the naming phrase was removed by
     rule, grammar repaired: "a cat and a dog on a couch" → "a cat on a couch"), or
     ``absence`` (no rule could; the caption negates the object instead: "No dog is sleeping
-    on the couch"), or, with ``fallback: drop``, the row is dropped. ``llm`` asks an LLM for
-    the same edit, ``captions_per_request`` captions per prompt, with validated JSON answers;
-    rows whose request failed after retries, or whose "removed" caption still names the
-    object, are dropped: the parent caption would describe an image that no longer exists.
-    Counts of each outcome, and the LLM's tokens and cost, go to the step's record."""
+    on the couch"), or, with ``fallback: drop``, the row is dropped. A row whose ``added``
+    names what ``repaint`` painted in the object's place gets the name swapped by rule
+    (``replaced``: "a dog on a couch" → "a cat on a couch"), or is dropped when no one-word
+    swap says it (a caption without the object cannot describe an image with another one).
+    ``llm`` asks an LLM for the removal edit, ``captions_per_request`` captions per prompt, with
+    validated JSON answers; rows whose request failed after retries, or whose "removed"
+    caption still names the object, are dropped: the parent caption would describe an image
+    that no longer exists. Counts of each outcome, and the LLM's tokens and cost, go to the
+    step's record."""
     ctx.require(table, "caption", "removed")
     removed = table.column("removed").to_pylist()
+    added = table.column("added").to_pylist() if "added" in table.column_names else None
     done = table.column("edit").to_pylist() if "edit" in table.column_names else None
     todo = [i for i, r in enumerate(removed) if r is not None and not (done and done[i])]
+    swaps = [i for i in todo if added and added[i] is not None]
+    todo = [i for i in todo if not (added and added[i] is not None)]
+    if swaps and p.backend == "llm":
+        raise ctx.fail("backend 'llm' edits removals; replacements (repaint) need backend offline")
     captions = table.column("caption").to_pylist()
-    ctx.samples_processed += len(todo)
+    ctx.samples_processed += len(todo) + len(swaps)
     pairs = [(captions[i] or "", removed[i]) for i in todo]
     reasons: Counter[str] = Counter()
-    if p.backend == "llm" and pairs:
-        found = _llm(pairs, p, ctx, reasons)
-    else:
-        try:
+    try:
+        if p.backend == "llm" and pairs:
+            found = _llm(pairs, p, ctx, reasons)
+        else:
             found = _offline(pairs, p.vocabulary)
-        except WordNetMissing as e:
-            raise ctx.fail(str(e)) from None
+        for i in swaps:
+            text = replace_object(captions[i] or "", removed[i], added[i], p.vocabulary)
+            found.append((text, "failed" if text is None else "replaced"))
+            if text is None:
+                reasons["no_swap"] += 1
+    except WordNetMissing as e:
+        raise ctx.fail(str(e)) from None
+    todo += swaps
     new_captions = list(captions)
     parents = (
         table.column("parent_caption").to_pylist()
@@ -188,6 +204,7 @@ def edit_caption(table: pa.Table, p: EditCaption, ctx: StepContext) -> pa.Table:
     ctx.extra_costs["edit_caption"] = {
         "rows": len(todo),
         "removed": counts["removed"],
+        "replaced": counts["replaced"],
         "absence": counts["absence"] if p.fallback == "absence" else 0,
         "dropped": {
             "absence": counts["absence"] if p.fallback == "drop" else 0,

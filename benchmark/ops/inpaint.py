@@ -1,13 +1,16 @@
-"""Counterfactual images: remove one detected, caption-named object from a sample's image."""
+"""Counterfactual images: remove one detected, caption-named object from a sample's image
+(``inpaint``), or paint an object of another category in its place (``repaint``)."""
 
 from __future__ import annotations
 
 import io
 import json
+import zlib
+from collections.abc import Callable
 from typing import Literal
 
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from benchmark.ops.context import StepContext
@@ -15,28 +18,26 @@ from benchmark.ops.generated import GeneratedStore, row_key
 from benchmark.ops.registry import Params, register
 from benchmark.store import digest
 from benchmark.text.seeding import sample_rng
+from benchmark.text.vocabulary import categories, vocabulary
 
 GENERATED = {
     "parent_uid": pa.string(),
     "generator": pa.string(),
     "removed": pa.string(),
+    "added": pa.string(),
     "edit_box": pa.list_(pa.float32()),
 }
 
 
-class Inpaint(Params):
-    backend: Literal["classical", "diffusion"] = Field(
-        "classical", description="OpenCV fill (no weights, CPU) or a diffusers pipeline"
-    )
-    method: Literal["telea", "ns"] = Field("telea", description="classical: OpenCV's algorithm")
-    radius: int = Field(3, ge=1, description="classical: neighbourhood radius in pixels")
+class _Painting(Params):
+    """What every fill shares: the diffusion settings, the mask, batching and the seed."""
+
     model: str | None = Field(None, description="diffusion: hub id or local pipeline directory")
     steps: int = Field(30, ge=1, description="diffusion: denoising steps")
     guidance: float = Field(7.5, ge=0, description="diffusion: classifier-free guidance")
     strength: float = Field(1.0, gt=0, le=1, description="diffusion: noise strength")
     resolution: int = Field(512, ge=64, description="diffusion: working resolution")
     dtype: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="diffusion: precision")
-    prompt: str = Field("", description="diffusion: text prompt for the fill (e.g. 'background')")
     mask: Literal["box", "polygon"] = Field(
         "box", description="mask from detection boxes, or from segmentation polygons"
     )
@@ -47,20 +48,61 @@ class Inpaint(Params):
     seed: int = 0
 
 
-def _cost(p: Inpaint, device: str) -> float:
-    """Measured: OpenCV's fill costs milliseconds; a Stable-Diffusion-sized UNet step ~1 s on a
-    CPU core pair at 512 px and ~0.02 s per image on one H100 in bf16 (benchmarks/)."""
-    if p.backend == "classical":
-        return 0.002
+class Inpaint(_Painting):
+    backend: Literal["classical", "diffusion"] = Field(
+        "classical", description="OpenCV fill (no weights, CPU) or a diffusers pipeline"
+    )
+    method: Literal["telea", "ns"] = Field("telea", description="classical: OpenCV's algorithm")
+    radius: int = Field(3, ge=1, description="classical: neighbourhood radius in pixels")
+    prompt: str = Field("", description="diffusion: text prompt for the fill (e.g. 'background')")
+
+
+class Repaint(_Painting):
+    backend: Literal["diffusion", "shapes"] = Field(
+        "diffusion", description="a diffusers pipeline, or the shapes world's renderer (CPU)"
+    )
+    vocabulary: Literal["coco", "shapes"] = Field(
+        "coco", description="the categories a replaced object may become: COCO's 80, or shapes"
+    )
+    into: list[str] | None = Field(
+        None, description="only these categories (default: all the vocabulary's)"
+    )
+    variants: int = Field(
+        1, ge=1, le=8, description="edits per object, each painting a different category"
+    )
+    prompt: str = Field(
+        "a photo of a {object}", description="diffusion: prompt; {object} is the new category"
+    )
+
+    @model_validator(mode="after")
+    def _paintable(self) -> Repaint:
+        known = vocabulary(self.vocabulary).categories
+        unknown = sorted(set(self.into or ()) - set(known))
+        if unknown:
+            raise ValueError(f"'into' names {unknown}, not in the {self.vocabulary} vocabulary")
+        if self.backend == "shapes" and self.vocabulary != "shapes":
+            raise ValueError("backend 'shapes' paints shapes: set vocabulary: shapes")
+        return self
+
+
+def _cost(p: Inpaint | Repaint, device: str) -> float:
+    """Measured per edit: OpenCV's fill and the shapes painter cost milliseconds; a
+    Stable-Diffusion-sized UNet step ~1 s on a CPU core pair at 512 px and ~0.02 s per image on
+    one H100 in bf16 (benchmarks/)."""
+    edits = p.per_sample * (p.variants if isinstance(p, Repaint) else 1)
+    if p.backend in ("classical", "shapes"):
+        return 0.002 * edits
     per_step = 1.0 if device == "cpu" else 0.02
-    return per_step * p.steps * (p.resolution / 512) ** 2 * p.per_sample
+    return per_step * p.steps * (p.resolution / 512) ** 2 * edits
 
 
-def _inpainter(p: Inpaint, ctx: StepContext):
+def _inpainter(p: Inpaint | Repaint, ctx: StepContext):
     from benchmark.models import inpainter
 
     if p.backend == "classical":
         return inpainter.ClassicalInpainter(p.method, p.radius)
+    if p.backend == "shapes":
+        return inpainter.ShapesPainter(seed=p.seed)
     if p.model is None:
         raise ctx.fail("backend 'diffusion' needs 'model' (hub id or local pipeline directory)")
     return inpainter.DiffusionInpainter(
@@ -77,9 +119,34 @@ def _inpainter(p: Inpaint, ctx: StepContext):
     )
 
 
-def _plans(table: pa.Table, p: Inpaint, step_hash: str) -> list[dict]:
+Replacement = Callable[[str, str, str, set[str]], list[str]]
+
+
+def _replacement(p: Repaint) -> Replacement:
+    """What a replaced object becomes, ``variants`` times over: distinct categories of the
+    vocabulary (or ``into``) that neither the image (by its detections) nor the caption has, so
+    each edit's caption names each object once; drawn per (sample, object), seeded."""
+    vocab = vocabulary(p.vocabulary)
+    pool = tuple(p.into or vocab.categories)
+
+    def choose(uid: str, label: str, caption: str, detected: set[str]) -> list[str]:
+        taken = detected | set(categories(caption or "", vocab)) | {label}
+        options = [c for c in pool if c not in taken]
+        rng = sample_rng(uid, p.seed, zlib.crc32(label.encode()))
+        return [options[k] for k in rng.permutation(len(options))[: p.variants]]
+
+    return choose
+
+
+def _plans(
+    table: pa.Table,
+    p: Inpaint | Repaint,
+    step_hash: str,
+    replace: Replacement | None = None,
+) -> list[dict]:
     """One planned edit per (sample, object): only objects detected exactly once, since "the dog"
-    is only gone when there was one dog; which objects, seeded by uid, not by row order."""
+    is only gone when there was one dog; which objects, seeded by uid, not by row order. With
+    ``replace``, one edit per category painted in the object's place."""
     plans = []
     columns = ("uid", "image", "caption", "source", "detections")
     rows = zip(*(table.column(c).to_pylist() for c in columns), strict=True)
@@ -96,23 +163,27 @@ def _plans(table: pa.Table, p: Inpaint, step_hash: str) -> list[dict]:
             label = single[k]
             det = next(d for d in dets if d["label"] == label)
             box = [det[c] for c in ("x0", "y0", "x1", "y1")]
-            inputs = json.dumps([image, label, box, det["polygon"]])
-            plans.append(
-                {
-                    "key": row_key(step_hash, uid, inputs),
-                    "parent_uid": uid,
-                    "image": image,
-                    "caption": caption,
-                    "source": source,
-                    "label": label,
-                    "box": box,
-                    "polygon": det["polygon"],
-                }
-            )
+            for new in replace(uid, label, caption, set(counts)) if replace else [None]:
+                inputs = json.dumps([image, label, box, det["polygon"], *([new] if new else [])])
+                plans.append(
+                    {
+                        "key": row_key(step_hash, uid, inputs),
+                        "parent_uid": uid,
+                        "image": image,
+                        "caption": caption,
+                        "source": source,
+                        "label": label,
+                        "new": new,
+                        "box": box,
+                        "polygon": det["polygon"],
+                    }
+                )
     return plans
 
 
-def _generate(plans: list[dict], p: Inpaint, ctx: StepContext, store: GeneratedStore) -> int:
+def _generate(
+    plans: list[dict], p: Inpaint | Repaint, ctx: StepContext, store: GeneratedStore
+) -> int:
     """Edit the planned images missing from the store, chunk by chunk; returns how many."""
     from benchmark.models.inpainter import mask_from_boxes, mask_from_polygons
 
@@ -135,7 +206,8 @@ def _generate(plans: list[dict], p: Inpaint, ctx: StepContext, store: GeneratedS
             images.append(im)
             masks.append(mask)
             kept.append(plan)
-        edited = engine.inpaint(images, masks) if images else []
+        objects = [plan["new"] for plan in kept] if isinstance(p, Repaint) else None
+        edited = engine.inpaint(images, masks, objects) if images else []
         rows = []
         for plan, im in zip(kept, edited, strict=True):
             buf = io.BytesIO()
@@ -150,23 +222,17 @@ def _generate(plans: list[dict], p: Inpaint, ctx: StepContext, store: GeneratedS
     return made
 
 
-@register("inpaint", "generate", Inpaint, cost=_cost, isolate=True)
-def inpaint(table: pa.Table, p: Inpaint, ctx: StepContext) -> pa.Table:
-    """For each sample with detections (from ``detect``), remove one object it names by
-    inpainting its (dilated) box or polygon, and add the edit as a new row: ``parent_uid``,
-    ``generator``, ``removed`` (the object's category; ``edit_caption`` rewrites the caption
-    next) and ``edit_box``. Originals stay. Edited images go to shards of their own under
-    ``generated/<step hash>/``, keyed by parent uid and the edit's inputs, so generation resumes
-    where it stopped, can be split across processes, and is never redone for unchanged inputs."""
+def _edit(table: pa.Table, p: Inpaint | Repaint, ctx: StepContext, op: str) -> pa.Table:
+    """Plan, generate what the store lacks, and append one row per stored edit."""
     ctx.require(table, "uid", "image", "caption", "detections")
     if ctx.store_root is None:
         raise ctx.fail("needs a run store to keep generated images in")
     if "source" not in table.column_names:
         table = table.append_column("source", pa.nulls(table.num_rows, pa.string()))
     identity = p.model_dump(exclude={"batch_size", "chunk_size"})
-    step_hash = digest({"op": "inpaint", "params": identity})
+    step_hash = digest({"op": op, "params": identity})
     store = GeneratedStore(ctx.store_root, step_hash)
-    plans = _plans(table, p, step_hash)
+    plans = _plans(table, p, step_hash, _replacement(p) if isinstance(p, Repaint) else None)
     have = store.done()
     missing = [plan for plan in plans if plan["key"] not in have]
     made = _generate(missing, p, ctx, store) if missing else 0
@@ -180,7 +246,7 @@ def inpaint(table: pa.Table, p: Inpaint, ctx: StepContext) -> pa.Table:
         "store": str(store.rel),
     }
     plans = [plan for plan in plans if plan["key"] in have]
-    generator = f"inpaint/{p.backend}"
+    generator = f"{op}/{p.backend}"
     new = pa.table(
         {
             "uid": pa.array([x["key"] for x in plans], pa.string()),
@@ -192,6 +258,7 @@ def inpaint(table: pa.Table, p: Inpaint, ctx: StepContext) -> pa.Table:
             "parent_uid": pa.array([x["parent_uid"] for x in plans], pa.string()),
             "generator": pa.array([generator] * len(plans), pa.string()),
             "removed": pa.array([x["label"] for x in plans], pa.string()),
+            "added": pa.array([x["new"] for x in plans], pa.string()),
             "edit_box": pa.array([x["box"] for x in plans], GENERATED["edit_box"]),
         }
     )
@@ -199,3 +266,27 @@ def inpaint(table: pa.Table, p: Inpaint, ctx: StepContext) -> pa.Table:
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, dtype))
     return pa.concat_tables([table, new], promote_options="permissive")
+
+
+@register("inpaint", "generate", Inpaint, cost=_cost, isolate=True)
+def inpaint(table: pa.Table, p: Inpaint, ctx: StepContext) -> pa.Table:
+    """For each sample with detections (from ``detect``), remove one object it names by
+    inpainting its (dilated) box or polygon, and add the edit as a new row: ``parent_uid``,
+    ``generator``, ``removed`` (the object's category; ``edit_caption`` rewrites the caption
+    next) and ``edit_box``. Originals stay. Edited images go to shards of their own under
+    ``generated/<step hash>/``, keyed by parent uid and the edit's inputs, so generation resumes
+    where it stopped, can be split across processes, and is never redone for unchanged inputs."""
+    return _edit(table, p, ctx, "inpaint")
+
+
+@register("repaint", "generate", Repaint, cost=_cost, isolate=True)
+def repaint(table: pa.Table, p: Repaint, ctx: StepContext) -> pa.Table:
+    """Like ``inpaint``, but the object's box is painted with an object of another category
+    that neither the image nor the caption has ("a dog on a couch" → a cat on the couch), named
+    in ``added``; ``edit_caption`` then swaps the name. A removal pair differs in whether
+    something is there; a replacement pair differs only in what it is, which is what
+    replace-object probes (SugarCrepe's replace_obj) test. ``variants`` paints that many
+    different categories, one edit each, so the ``paired`` sampler puts the original and all
+    of them in one batch (with any ``inpaint`` edit): each must find its own caption among
+    captions that differ in that one word."""
+    return _edit(table, p, ctx, "repaint")

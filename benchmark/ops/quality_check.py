@@ -14,7 +14,9 @@ from benchmark.ops.registry import Params, register
 
 
 class QualityCheck(Params):
-    detector: bool = Field(True, description="(a) reject if the removed object is still found")
+    detector: bool = Field(
+        True, description="(a) reject if the removed object is still found (or a painted one not)"
+    )
     detector_model: str | None = Field(None, description="YOLO weights; default: track's")
     detector_conf: float = Field(0.25, gt=0, lt=1, description="(a) confidence that counts")
     imgsz: int = Field(640, ge=32, description="(a) detector inference size")
@@ -42,7 +44,8 @@ def _changed(a: np.ndarray, b: np.ndarray, noise: int) -> float:
 @register("quality_check", "filter", QualityCheck, cost=_cost, isolate=True)
 def quality_check(table: pa.Table, p: QualityCheck, ctx: StepContext) -> pa.Table:
     """Drop generated rows (those with a ``parent_uid``) whose edit fails any enabled check:
-    (a) the detector still finds the removed object in the edited image; (b) the reference CLIP
+    (a) the detector still finds the removed object in the edited image, or does not find the
+    one ``repaint`` painted in its place (``added``); (b) the reference CLIP
     scores the edited image higher with the parent's caption than with the edited one, i.e. the
     caption edit does not describe the image edit; (c) fewer than ``min_changed`` of the pixels
     changed by more than ``noise``, i.e. nothing visible was removed. Originals are kept. Counts
@@ -53,6 +56,7 @@ def quality_check(table: pa.Table, p: QualityCheck, ctx: StepContext) -> pa.Tabl
     uids, refs = table.column("uid").to_pylist(), table.column("image").to_pylist()
     image_of = dict(zip(uids, refs, strict=True))
     removed = table.column("removed").to_pylist()
+    added = table.column("added").to_pylist() if "added" in table.column_names else None
     captions = table.column("caption").to_pylist()
     old = table.column("parent_caption").to_pylist()
     reasons: Counter[str] = Counter()
@@ -83,8 +87,12 @@ def quality_check(table: pa.Table, p: QualityCheck, ctx: StepContext) -> pa.Tabl
         if detector is not None:
             found = detector.detect(edits, conf=p.detector_conf, batch_size=p.batch_size)
             for k, dets in zip(ok, found, strict=True):
-                if any(d.label == removed[rows[k]] for d in dets):
+                labels = {d.label for d in dets}
+                if removed[rows[k]] in labels:
                     reasons["still_detected"] += 1
+                    bad[rows[k]] = True
+                if added and added[rows[k]] is not None and added[rows[k]] not in labels:
+                    reasons["added_not_detected"] += 1
                     bad[rows[k]] = True
         if bundle is not None:
             img = bundle.encode_images(edits, p.batch_size)

@@ -125,19 +125,30 @@ def _polygon(shape: str, x: float, y: float, r: float) -> list[tuple[float, floa
     raise ValueError(f"unknown shape {shape!r}")
 
 
+def draw_shape(
+    draw: ImageDraw.ImageDraw, shape: str, x: float, y: float, r: float, fill: tuple
+) -> None:
+    """One object, centred at (x, y) with radius ``r``, as every scene draws it."""
+    if shape == "circle":
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+    else:
+        draw.polygon(_polygon(shape, x, y, r), fill=fill)
+
+
+def add_noise(image: Image.Image, seed: int) -> Image.Image:
+    """The world's pixel noise (uniform, +-6 per channel), seeded."""
+    arr = np.asarray(image, dtype=np.int16)
+    noise = np.random.default_rng(seed).integers(-6, 7, size=arr.shape)
+    return Image.fromarray(np.clip(arr + noise, 0, 255).astype(np.uint8))
+
+
 def render(scene: Scene, size: int = CANVAS) -> Image.Image:
     """Draw the scene; a little seeded pixel noise makes every rendering distinct."""
     im = Image.new("RGB", (CANVAS, CANVAS), BACKGROUND)
     draw = ImageDraw.Draw(im)
     for o in scene.objects:
-        r, fill = SIZES[o.size], COLOURS[o.colour]
-        if o.shape == "circle":
-            draw.ellipse(o.box, fill=fill)
-        else:
-            draw.polygon(_polygon(o.shape, o.x, o.y, r), fill=fill)
-    arr = np.asarray(im, dtype=np.int16)
-    noise = np.random.default_rng(scene.noise_seed).integers(-6, 7, size=arr.shape)
-    im = Image.fromarray(np.clip(arr + noise, 0, 255).astype(np.uint8))
+        draw_shape(draw, o.shape, o.x, o.y, SIZES[o.size], COLOURS[o.colour])
+    im = add_noise(im, scene.noise_seed)
     return im if size == CANVAS else im.resize((size, size), Image.BILINEAR)
 
 

@@ -1,7 +1,9 @@
-"""The caption of a counterfactual image: what the caption says once one object is taken out.
+"""The caption of a counterfactual image: what the caption says once one object is taken out,
+or swapped for an object of another category.
 
-Counterfactual augmentation removes a detected object from an image; the caption must stop naming
-it, or the pair teaches the opposite of the edit. Two ways to say so:
+Counterfactual augmentation removes a detected object from an image (or paints another in its
+place); the caption must stop naming it, or the pair teaches the opposite of the edit. A swap is
+said by ``replace_object`` ("a dog on a couch" → "a cat on a couch"); a removal two ways:
 
 - ``remove_object``: the words naming the object go, with whatever only made sense with them
   (its determiner and modifiers, the "and" or comma that joined it to a list, the relation or
@@ -648,7 +650,10 @@ def _pronouns(category: str) -> frozenset[str]:
     return PERSON_PRONOUNS | THING_PRONOUNS if category in ANIMALS else THING_PRONOUNS
 
 
-def _remove_english(caption: str, category: str) -> str | None:
+def _object_phrase(caption: str, category: str) -> tuple[Parse, Mention, int, list[Mention]] | None:
+    """The parsed caption, the one mention of ``category`` (token-indexed), the noun-phrase chunk
+    it heads, and every mention; None when the caption names the category otherwise: twice,
+    only along with another category, inside a frame, as an activity, or as a modifier."""
     found = mentions(caption, coco())
     targets = [m for m in found if category in m.categories]
     if len(targets) != 1 or targets[0].categories != (category,):
@@ -664,6 +669,14 @@ def _remove_english(caption: str, category: str) -> str | None:
         return None  # a modifier ("dog bed") or possessor ("the dog's bed"), not the thing
     if any(n is not m and p.chunk_of(n.first) == k for n in located):
         return None  # "a pizza oven": which words name which object is guesswork
+    return p, m, k, located
+
+
+def _remove_english(caption: str, category: str) -> str | None:
+    phrase = _object_phrase(caption, category)
+    if phrase is None:
+        return None
+    p, m, k, _ = phrase
     if _several(p, m, k):
         return None
     a, b = _unit(p, k)
@@ -737,6 +750,52 @@ def remove_object(caption: str, category: str, vocabulary: VocabularyName) -> st
     if vocabulary == "shapes":
         return _remove_shape(caption, category)
     return _remove_english(caption, category)
+
+
+def _replace_shape(caption: str, category: str, new: str) -> str | None:
+    c = split(caption)
+    body = c.body.removesuffix(_BACKGROUND)
+    items = _SHAPE_SEPARATOR.split(body)
+    parsed = [_SHAPE_ITEM.fullmatch(item) for item in items]
+    if not all(parsed):
+        return None
+    shapes = [m.group(g) for m in parsed for g in ("shape0", "shape1") if m.group(g)]
+    if shapes.count(category) != 1 or new in shapes:
+        return None
+    named = re.compile(rf"\b{category}\b")
+    return join(Caption(c.template, named.sub(new, c.body, count=1), c.end, c.capital))
+
+
+def _replace_english(caption: str, category: str, new: str) -> str | None:
+    phrase = _object_phrase(caption, category)
+    if phrase is None:
+        return None
+    p, m, k, located = phrase
+    if any(new in n.categories for n in located):
+        return None  # "a cat and a dog" with the dog made a cat: two cats, said as one
+    if _several(p, m, k):
+        return None  # one of several: the words fit no single swap
+    if _pronouns(category) != _pronouns(new) and any(
+        t.lower in _pronouns(category) for t in p.tokens[m.last + 1 :]
+    ):
+        return None  # "a man and his dog" with the man made a horse
+    name = same_case(SPOKEN.get(new, new), caption[m.start : m.end])
+    return fix_articles(replace(caption, {(m.start, m.end): name}))
+
+
+def replace_object(caption: str, category: str, new: str, vocabulary: VocabularyName) -> str | None:
+    """``caption`` with the one phrase naming ``category`` made to name ``new`` instead ("A
+    dog sleeping on a couch" → "A cat sleeping on a couch", "a red circle above a blue square"
+    → "a red star above a blue square"): the edit painted an object of ``new`` where the old
+    one was, and everything else the caption says (its colour, place, relations) is still true.
+    The article is made to agree. None when the swap is not one word's: the object is named
+    twice, as several, as a modifier or only inside another word, ``new`` is already named (the
+    caption would count wrong), or a pronoun that pointed at it no longer fits."""
+    if not caption or not caption.strip() or category == new:
+        return None
+    if vocabulary == "shapes":
+        return _replace_shape(caption, category, new)
+    return _replace_english(caption, category, new)
 
 
 # --- absence -----------------------------------------------------------------------------------
