@@ -45,9 +45,9 @@ def _changed(a: np.ndarray, b: np.ndarray, noise: int) -> float:
 def quality_check(table: pa.Table, p: QualityCheck, ctx: StepContext) -> pa.Table:
     """Drop generated rows (those with a ``parent_uid``) whose edit fails any enabled check:
     (a) the detector still finds the removed object in the edited image, or does not find the
-    one ``repaint`` painted in its place (``added``); (b) the reference CLIP
-    scores the edited image higher with the parent's caption than with the edited one, i.e. the
-    caption edit does not describe the image edit; (c) fewer than ``min_changed`` of the pixels
+    one ``repaint`` painted in its place (``added``); (b) the reference CLIP scores the edited
+    image higher with the parent's caption than with the edited one, i.e. the caption edit does
+    not describe the image edit; (c) fewer than ``min_changed`` of the pixels
     changed by more than ``noise``, i.e. nothing visible was removed. Originals are kept. Counts
     of each rejection reason go to the step's record (a row can fail several)."""
     ctx.require(table, "uid", "image", "caption", "parent_uid", "removed", "parent_caption")

@@ -126,9 +126,10 @@ def _polygon(shape: str, x: float, y: float, r: float) -> list[tuple[float, floa
 
 
 def draw_shape(
-    draw: ImageDraw.ImageDraw, shape: str, x: float, y: float, r: float, fill: tuple
+    draw: ImageDraw.ImageDraw, shape: str, x: float, y: float, r: float, fill: tuple[int, ...] | int
 ) -> None:
-    """One object, centred at (x, y) with radius ``r``, as every scene draws it."""
+    """One object, centred at (x, y) with radius ``r``, as every scene draws it (``fill``: an RGB
+    colour, or a level on a mask)."""
     if shape == "circle":
         draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
     else:
