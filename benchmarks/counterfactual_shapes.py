@@ -40,13 +40,13 @@ def _painted_ok(edit: np.ndarray, where: np.ndarray, gone: dict, shape: str) -> 
     seen = (np.abs(edit - COLOURS[gone["colour"]]).max(axis=2) < 30) & where
 
     def iou(name: str) -> float:
+        im = np.asarray(render(Scene((Obj(name, gone["colour"], gone["size"], x, y),), 0)))
+        drawn = np.abs(im.astype(int) - BACKGROUND).max(axis=2) > 24
         best = 0.0
-        for dx in range(-2, 3):
+        for dx in range(-2, 3):  # a wrapped-around rim lands outside ``where``
             for dy in range(-2, 3):
-                obj = Obj(name, gone["colour"], gone["size"], x + dx, y + dy)
-                im = np.asarray(render(Scene((obj,), 0))).astype(int)
-                drawn = (np.abs(im - BACKGROUND).max(axis=2) > 24) & where
-                best = max(best, (drawn & seen).sum() / max((drawn | seen).sum(), 1))
+                shifted = np.roll(drawn, (dy, dx), axis=(0, 1)) & where
+                best = max(best, (shifted & seen).sum() / max((shifted | seen).sum(), 1))
         return best
 
     new = iou(shape)

@@ -159,11 +159,15 @@ def edit_caption(table: pa.Table, p: EditCaption, ctx: StepContext) -> pa.Table:
     step's record."""
     ctx.require(table, "caption", "removed")
     removed = table.column("removed").to_pylist()
-    added = table.column("added").to_pylist() if "added" in table.column_names else None
+    added = (
+        table.column("added").to_pylist()
+        if "added" in table.column_names
+        else [None] * table.num_rows
+    )
     done = table.column("edit").to_pylist() if "edit" in table.column_names else None
     todo = [i for i, r in enumerate(removed) if r is not None and not (done and done[i])]
-    swaps = [i for i in todo if added and added[i] is not None]
-    todo = [i for i in todo if not (added and added[i] is not None)]
+    swaps = [i for i in todo if added[i] is not None]
+    todo = [i for i in todo if added[i] is None]
     if swaps and p.backend == "llm":
         raise ctx.fail("backend 'llm' edits removals; replacements (repaint) need backend offline")
     captions = table.column("caption").to_pylist()

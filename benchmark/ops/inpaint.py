@@ -119,10 +119,7 @@ def _inpainter(p: Inpaint | Repaint, ctx: StepContext):
     )
 
 
-Replacement = Callable[[str, str, str, set[str]], list[str]]
-
-
-def _replacement(p: Repaint) -> Replacement:
+def _replacement(p: Repaint) -> Callable[[str, str, str, set[str]], list[str]]:
     """What a replaced object becomes, ``variants`` times over: distinct categories of the
     vocabulary (or ``into``) that neither the image (by its detections) nor the caption has, so
     each edit's caption names each object once; drawn per (sample, object), seeded."""
@@ -138,15 +135,11 @@ def _replacement(p: Repaint) -> Replacement:
     return choose
 
 
-def _plans(
-    table: pa.Table,
-    p: Inpaint | Repaint,
-    step_hash: str,
-    replace: Replacement | None = None,
-) -> list[dict]:
+def _plans(table: pa.Table, p: Inpaint | Repaint, step_hash: str) -> list[dict]:
     """One planned edit per (sample, object): only objects detected exactly once, since "the dog"
-    is only gone when there was one dog; which objects, seeded by uid, not by row order. With
-    ``replace``, one edit per category painted in the object's place."""
+    is only gone when there was one dog; which objects, seeded by uid, not by row order. For
+    ``repaint``, one edit per category painted in the object's place."""
+    replace = _replacement(p) if isinstance(p, Repaint) else None
     plans = []
     columns = ("uid", "image", "caption", "source", "detections")
     rows = zip(*(table.column(c).to_pylist() for c in columns), strict=True)
@@ -232,7 +225,7 @@ def _edit(table: pa.Table, p: Inpaint | Repaint, ctx: StepContext, op: str) -> p
     identity = p.model_dump(exclude={"batch_size", "chunk_size"})
     step_hash = digest({"op": op, "params": identity})
     store = GeneratedStore(ctx.store_root, step_hash)
-    plans = _plans(table, p, step_hash, _replacement(p) if isinstance(p, Repaint) else None)
+    plans = _plans(table, p, step_hash)
     have = store.done()
     missing = [plan for plan in plans if plan["key"] not in have]
     made = _generate(missing, p, ctx, store) if missing else 0

@@ -56,7 +56,11 @@ def quality_check(table: pa.Table, p: QualityCheck, ctx: StepContext) -> pa.Tabl
     uids, refs = table.column("uid").to_pylist(), table.column("image").to_pylist()
     image_of = dict(zip(uids, refs, strict=True))
     removed = table.column("removed").to_pylist()
-    added = table.column("added").to_pylist() if "added" in table.column_names else None
+    added = (
+        table.column("added").to_pylist()
+        if "added" in table.column_names
+        else [None] * table.num_rows
+    )
     captions = table.column("caption").to_pylist()
     old = table.column("parent_caption").to_pylist()
     reasons: Counter[str] = Counter()
@@ -91,7 +95,7 @@ def quality_check(table: pa.Table, p: QualityCheck, ctx: StepContext) -> pa.Tabl
                 if removed[rows[k]] in labels:
                     reasons["still_detected"] += 1
                     bad[rows[k]] = True
-                if added and added[rows[k]] is not None and added[rows[k]] not in labels:
+                if added[rows[k]] is not None and added[rows[k]] not in labels:
                     reasons["added_not_detected"] += 1
                     bad[rows[k]] = True
         if bundle is not None:

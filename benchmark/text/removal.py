@@ -360,20 +360,29 @@ _SHAPE_SEPARATOR = re.compile(r", | and ")
 _BACKGROUND = " on a grey background"
 
 
-def _remove_shape(caption: str, category: str) -> str | None:
-    """The world's grammar: [frame] item (, item)* [and item] [on a grey background], an item
-    being "NP" or "NP <relation> NP". The object's item loses it (a relation keeps its other
-    side), the list is rejoined with commas and "and"; anything outside the grammar, a shape
-    named twice, or a caption naming only the object gets None."""
-    c = split(caption)
-    body, suffix = c.body, ""
-    if body.endswith(_BACKGROUND):
-        body, suffix = body[: -len(_BACKGROUND)], _BACKGROUND
+def _shape_items(body: str) -> tuple[list[str], list[re.Match], list[str]] | None:
+    """The world's grammar: item (, item)* [and item], an item being "NP" or "NP <relation>
+    NP". The items, their matches and the shapes they name in order; None outside it."""
     items = _SHAPE_SEPARATOR.split(body)
     parsed = [_SHAPE_ITEM.fullmatch(item) for item in items]
     if not all(parsed):
         return None
     shapes = [m.group(g) for m in parsed for g in ("shape0", "shape1") if m.group(g)]
+    return items, parsed, shapes
+
+
+def _remove_shape(caption: str, category: str) -> str | None:
+    """[frame] items [on a grey background] (``_shape_items``): the object's item loses it (a
+    relation keeps its other side), the list is rejoined with commas and "and"; anything outside
+    the grammar, a shape named twice, or a caption naming only the object gets None."""
+    c = split(caption)
+    body, suffix = c.body, ""
+    if body.endswith(_BACKGROUND):
+        body, suffix = body[: -len(_BACKGROUND)], _BACKGROUND
+    grammar = _shape_items(body)
+    if grammar is None:
+        return None
+    items, parsed, shapes = grammar
     if shapes.count(category) != 1 or len(shapes) == 1:
         return None
     kept = []
@@ -754,12 +763,10 @@ def remove_object(caption: str, category: str, vocabulary: VocabularyName) -> st
 
 def _replace_shape(caption: str, category: str, new: str) -> str | None:
     c = split(caption)
-    body = c.body.removesuffix(_BACKGROUND)
-    items = _SHAPE_SEPARATOR.split(body)
-    parsed = [_SHAPE_ITEM.fullmatch(item) for item in items]
-    if not all(parsed):
+    grammar = _shape_items(c.body.removesuffix(_BACKGROUND))
+    if grammar is None:
         return None
-    shapes = [m.group(g) for m in parsed for g in ("shape0", "shape1") if m.group(g)]
+    _, _, shapes = grammar
     if shapes.count(category) != 1 or new in shapes:
         return None
     named = re.compile(rf"\b{category}\b")
