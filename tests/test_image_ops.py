@@ -258,6 +258,27 @@ def test_nearest_images_pairs_near_duplicates_never_same_image(tmp_path):
     assert c.extra_costs["nearest_images"]["mean_similarity"] <= 1.0
 
 
+def test_nearest_images_max_similarity_keeps_copies_apart(tmp_path):
+    """Copies are false negatives (one scene, a caption true of both): under the cut no group
+    holds two images more similar than it, even where a third member links them."""
+    table, dup = duplicates_pool(tmp_path)
+    c = ctx(tmp_path, Thumbnail())
+    out = apply("nearest_images", table, c, group_size=3, max_similarity=0.99)
+    group = out.column("neighbour_group").to_numpy()
+    for d, original in dup.items():
+        assert group[d] != group[original]
+    images = ShardReader(tmp_path)
+    x = Thumbnail().encode_images(images.read_image(r) for r in table.column("image").to_pylist())
+    refs = table.column("image").to_pylist()
+    for g in np.flatnonzero(np.bincount(group) > 1):
+        members = list(np.flatnonzero(group == g))
+        assert len({refs[i] for i in members}) == len(members)
+        s = x[members] @ x[members].T
+        assert float(s.fill_diagonal_(-1).max()) <= 0.99
+    record = c.extra_costs["nearest_images"]
+    assert record["nearest_over_cut"] == 2 * len(dup) and record["groups"] > 0
+
+
 def same_scene(a: list[dict], b: list[dict]) -> bool:
     """Two ground-truth object lists that are one scene re-rendered (boxes within 1 px)."""
     return len(a) == len(b) and all(

@@ -25,6 +25,13 @@ class NearestImages(Params):
         description="int group-id column to write; name it in the sampler (grouped, column: ...)",
     )
     candidates: int = Field(8, ge=1, le=1024, description="nearest images considered per image")
+    max_similarity: float | None = Field(
+        None,
+        gt=-1.0,
+        le=1.0,
+        description="never group two images more cosine-similar than this (near-duplicates are "
+        "false negatives: the same scene, its caption true of both); default: no cut",
+    )
     seed: int = Field(0, description="order among equally similar pairs (exact duplicates)")
     batch_size: int = Field(256, ge=1)
     model: str | None = Field(None, description="open_clip name or saved dir; default: track's")
@@ -51,17 +58,25 @@ def nearest(x: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def match(
-    index: np.ndarray, sims: np.ndarray, rank: np.ndarray, group_size: int
+    index: np.ndarray,
+    sims: np.ndarray,
+    rank: np.ndarray,
+    group_size: int,
+    cut: tuple[torch.Tensor, float] | None = None,
 ) -> tuple[list[list[int]], list[float]]:
     """Greedy grouping over the candidate pairs, most similar first, ties in ``rank`` order: two
     free items open a group, a free item joins an item's group while it has room. Returns the
-    groups (members in joining order) and the similarity of every join.
+    groups (members in joining order) and the similarity of every join. With ``cut`` (the
+    normalised vectors and a similarity), no group holds two items more similar than that: the
+    cut is checked against every member, not only the pair that joins.
 
     Most-similar-first rather than item by item in a random order: an image whose nearest is
     one of a near-duplicate pair must not take it from its twin."""
     n, k = index.shape
     items, others, values = np.repeat(np.arange(n), k), index.ravel(), sims.ravel()
     found = others >= 0
+    if cut is not None:
+        found &= values <= cut[1]
     items, others, values = items[found], others[found], values[found]
     group = np.full(n, -1, dtype=np.int64)
     groups: list[list[int]] = []
@@ -74,6 +89,8 @@ def match(
         elif (group[a] < 0) != (group[b] < 0):
             free, g = (b, group[a]) if group[a] >= 0 else (a, group[b])
             if len(groups[g]) == group_size:
+                continue
+            if cut is not None and float((cut[0][groups[g]] @ cut[0][free]).max()) > cut[1]:
                 continue
             group[free] = g
             groups[g].append(free)
@@ -92,9 +109,11 @@ def nearest_images(table: pa.Table, p: NearestImages, ctx: StepContext) -> pa.Ta
     photo pair with captions of its neighbour, one to one). With the ``grouped`` sampler on that
     column, neighbours share a batch, so each image's caption must beat a look-alike image's
     caption. Groups form greedily, most similar pairs first, so near-duplicates pair with each
-    other; ties (exact duplicates) go in a random order keyed by (seed, uid), so groups do not
-    depend on row order. Rows left without a partner, or with an unreadable image, get a group
-    of their own. Group count and mean similarity of grouped images go to the step's record."""
+    other unless ``max_similarity`` forbids it (then each pairs with its nearest look-alike that
+    is not a copy); ties (exact duplicates) go in a random order keyed by (seed, uid), so groups
+    do not depend on row order. Rows left without a partner, or with an unreadable image, get a
+    group of their own. Group count and mean similarity of grouped images go to the step's
+    record, with the images the cut kept from their nearest neighbour."""
     ctx.require(table, "uid")
     if p.column in table.column_names:
         raise ctx.fail(
@@ -113,7 +132,9 @@ def nearest_images(table: pa.Table, p: NearestImages, ctx: StepContext) -> pa.Ta
     images = list(rows_of.values())
     x = torch.from_numpy(vectors[[rows[0] for rows in images]])
     index, sims = nearest(x, p.candidates)
-    groups, joins = match(index, sims, np.array([rank[r[0]] for r in images]), p.group_size)
+    cut = None if p.max_similarity is None else (x, p.max_similarity)
+    order = np.array([rank[r[0]] for r in images])
+    groups, joins = match(index, sims, order, p.group_size, cut)
     out = np.full(table.num_rows, -1, dtype=np.int64)
     formed = 0
     for g in groups:
@@ -129,4 +150,7 @@ def nearest_images(table: pa.Table, p: NearestImages, ctx: StepContext) -> pa.Ta
         "rows_grouped": table.num_rows - len(alone),
         "mean_similarity": round(float(np.mean(joins)), 4) if joins else None,
     }
+    if cut is not None:  # images whose nearest neighbour the cut kept them from
+        over = int((sims[:, 0] > p.max_similarity).sum()) if sims.shape[1] else 0
+        ctx.extra_costs["nearest_images"]["nearest_over_cut"] = over
     return table.append_column(p.column, pa.array(out, pa.int64()))
