@@ -59,7 +59,10 @@ def rows(results: list[dict]) -> list[dict]:
                     t: mean_ci([r["headline"][t] for r in rs if t in r["headline"]]) for t in tasks
                 },
                 "average": mean_ci([float(np.mean(list(r["headline"].values()))) for r in rs]),
-                "curated_size": rs[0]["curated"]["size"],
+                # one size per distinct curated set, so seeds trained on different data show
+                "curated_sizes": sorted(
+                    {r["curated"].get("uid_hash", ""): r["curated"]["size"] for r in rs}.values()
+                ),
                 "curation_s": float(np.mean([r["costs"]["curation_wall_s"] for r in rs])),
             }
         )
@@ -79,6 +82,7 @@ def render(track: str, results: list[dict]) -> str:
         "where the runs trained (results agree across devices up to numerics, not bit for bit).",
         "",
     ]
+    mixed = False
     table_rows = rows(results)
     for scale in sorted({r["scale"] for r in table_rows}):
         rs = [r for r in table_rows if r["scale"] == scale]
@@ -93,13 +97,24 @@ def render(track: str, results: list[dict]) -> str:
         ]
         for i, r in enumerate(rs, 1):
             cells = [_cell(*r["tasks"].get(t, (float("nan"), float("nan")))) for t in tasks]
+            curated = " / ".join(f"{n:,}" for n in r["curated_sizes"])
+            if len(r["curated_sizes"]) > 1:
+                curated, mixed = f"{curated} †", True
             lines.append(
                 f"| {i} | {r['recipe']} `{r['recipe_hash'][:8]}` | {len(r['seeds'])} | "
                 f"{r['device']} | {_cell(*r['average'])} | "
                 + " | ".join(cells)
-                + f" | {r['curated_size']:,} | {r['curation_s']:.1f} |"
+                + f" | {curated} | {r['curation_s']:.1f} |"
             )
         lines.append("")
+    if mixed:
+        lines += [
+            "† The row's seeds trained on different curated sets: the recipe was curated where",
+            "the track's models (reference CLIP, detector) were built apart and differ in their",
+            "numerics. Copy `runs/reference/` and `runs/detector/` between machines to curate",
+            "alike.",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -41,7 +41,18 @@ from benchmark.spec.track import Scale
 from benchmark.store import Stage, Store, digest, write_atomic
 
 CURATION_SEED = 0  # curation is part of the recipe, not of the training seed
-LIBRARIES = ("smallcomp", "torch", "open_clip_torch", "clip-benchmark", "webdataset", "pyarrow")
+# What a result's numbers depend on (ultralytics trains the detector, diffusers runs the fill).
+LIBRARIES = (
+    "smallcomp",
+    "torch",
+    "open_clip_torch",
+    "clip-benchmark",
+    "webdataset",
+    "pyarrow",
+    "numpy",
+    "ultralytics",
+    "diffusers",
+)
 
 
 def say(stage: Stage) -> None:
@@ -245,6 +256,7 @@ class Runner:
         inputs = {
             "data": curation.uid_hash(table.column("uid").to_pylist()),
             "captions": curation.uid_hash(table.column("caption").to_pylist()),
+            "images": digest(table.column("image").to_pylist()),
             "scale": scale.model_dump(),
             "sampler": sampler.model_dump(),
             "seed": seed,

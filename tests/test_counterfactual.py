@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from benchmark import pools
 from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
 from benchmark.ops.detect import DETECTION
+from benchmark.ops.generated import GeneratedStore
 from benchmark.pools.shapes_world import BACKGROUND, COLOURS, Obj, Scene, render
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.errors import SpecError
@@ -86,6 +88,24 @@ def test_inpaint_reuses_stored_edits_and_is_deterministic(pool):
     part, ctx = _inpaint(table.slice(0, 10), root, dilate=3)
     assert ctx.extra_costs["edits"]["generated"] == 0
     assert set(part.column("uid").to_pylist()) <= set(first.column("uid").to_pylist())
+
+
+def test_edit_references_follow_pixels(pool, tmp_path):
+    """Edits regenerated from scratch land at the same references, so a model trained on them
+    is reused; other pixels under the same keys land elsewhere, so it is not."""
+    table, root = pool
+    table = table.drop_columns(["gt_objects"])
+    first, _ = _inpaint(table, root, dilate=2)
+    shutil.rmtree(root / "generated")
+    again, ctx = _inpaint(table, root, dilate=2)
+    assert ctx.extra_costs["edits"]["reused"] == 0 and again.equals(first)
+    rows = [("k1", b"pixels", 4, 4, "{}"), ("k2", b"more", 4, 4, "{}")]
+    store = GeneratedStore(tmp_path, "step")
+    same = [r["image"] for r in store.write(rows)]
+    assert [r["image"] for r in store.write(rows)] == same
+    other = [r["image"] for r in store.write([("k1", b"other", 4, 4, "{}"), rows[1]])]
+    assert other != same and len(list(tmp_path.glob("generated/step/chunk-*.tar"))) == 2
+    assert not list(tmp_path.glob("generated/step/.*"))  # no temporaries left
 
 
 def test_inpaint_edge_cases(pool):

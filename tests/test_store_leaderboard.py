@@ -46,7 +46,7 @@ def _result(recipe: str, seed: int, score: float) -> dict:
         "scale": "s",
         "seed": seed,
         "headline": {"zeroshot": score, "relation": 0.5},
-        "curated": {"size": 10},
+        "curated": {"size": 10, "uid_hash": "u"},
         "costs": {"curation_wall_s": 1.0},
     }
 
@@ -62,3 +62,19 @@ def test_leaderboard_ranks_recipes_and_shows_ci(tmp_path: Path):
     ]
     assert rows[0].startswith("| 1 | bbbb") and rows[1].startswith("| 2 | aaaa")
     assert "51.0 ± 2.5" in rows[0]
+
+
+def test_leaderboard_marks_seeds_trained_on_different_curations(tmp_path: Path):
+    """Seeds of one recipe curated apart (track models built on two machines) must not pass for
+    one training set: the row names both sizes and the page says why."""
+    for seed in range(3):
+        leaderboard.save_result(tmp_path, _result("aaaa", seed, 0.3))
+        other = _result("bbbb", seed, 0.5)
+        if seed == 2:
+            other["curated"] = {"size": 12, "uid_hash": "v"}
+        leaderboard.save_result(tmp_path, other)
+    text = leaderboard.build(tmp_path)[0].read_text()
+    (b,) = [line for line in text.splitlines() if "| bbbb" in line]
+    (a,) = [line for line in text.splitlines() if "| aaaa" in line]
+    assert "| 10 / 12 † |" in b and "| 10 |" in a
+    assert "† The row's seeds trained on different curated sets" in text

@@ -6,14 +6,15 @@ on its parent's inputs and the step's params, so it is stored under
 recipe asking for the same derivation reads it back instead of generating it again. Chunks are
 written whole (tar first, then its row table, renamed into place last), so a killed run loses at
 most the chunk in progress, and processes or machines that split the parents between them can
-write into the same directory and merge by copying files.
+write into the same directory and merge by copying files. A chunk is named by a digest of its
+contents, so an image reference changes when its pixels do: the train stage, keyed by the
+references it reads, then retrains instead of reusing a model of other pixels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -56,8 +57,12 @@ class GeneratedStore:
 
     def write(self, rows: list[tuple[str, bytes, int, int, str]]) -> list[dict]:
         """Write one chunk of (key, png bytes, width, height, meta json) and return its rows."""
-        name = f"chunk-{uuid.uuid4().hex[:12]}"
-        writer = ShardWriter(self.dir, prefix=f".{name}", maxcount=len(rows) + 1)
+        content = hashlib.sha256()
+        for key, data, _, _, meta in rows:
+            content.update(f"{key}\n{meta}\n".encode() + hashlib.sha256(data).digest())
+        name = f"chunk-{content.hexdigest()[:16]}"
+        tmp_prefix = f".{name}.{os.getpid()}"
+        writer = ShardWriter(self.dir, prefix=tmp_prefix, maxcount=len(rows) + 1)
         refs = [writer.write(key, "png", data) for key, data, _, _, _ in rows]
         writer.close()
         tar = self.dir / f"{name}.tar"
@@ -72,7 +77,7 @@ class GeneratedStore:
             }
             for (key, _, w, h, meta), ref in zip(rows, refs, strict=True)
         ]
-        tmp = self.dir / f".{name}.parquet"
+        tmp = self.dir / f"{tmp_prefix}.parquet"
         pq.write_table(pa.Table.from_pylist(out, ROWS), tmp)
         os.replace(tmp, self.dir / f"{name}.parquet")
         return out
