@@ -111,8 +111,8 @@ def render(track: str, results: list[dict]) -> str:
         lines += [
             "† The row's seeds trained on different curated sets: the recipe was curated where",
             "the track's models (reference CLIP, detector) were built apart and differ in their",
-            "numerics. Copy `runs/reference/` and `runs/detector/` between machines to curate",
-            "alike.",
+            "numerics (each result's `curated.weights` names the builds it used). Copy",
+            "`runs/reference/` and `runs/detector/` between machines to curate alike.",
             "",
         ]
     return "\n".join(lines)

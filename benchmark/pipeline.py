@@ -7,6 +7,7 @@ results differ only where inputs do.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import multiprocessing
 import os
@@ -53,6 +54,7 @@ LIBRARIES = (
     "ultralytics",
     "diffusers",
 )
+WEIGHT_SUFFIXES = {".safetensors", ".pt", ".bin"}  # what a track model's identity is read from
 
 
 def say(stage: Stage) -> None:
@@ -202,19 +204,24 @@ class Runner:
         stage = self._curate_stage(spec)
         reader = ShardReader(self.store.root)
         setup = [0.0]  # seconds spent building the track's models, which no recipe pays for
+        weights: dict[str, str] = {}  # the track models the steps loaded, by their weights
 
-        def timed(build):
+        def timed(name, build, source):
             def run():
                 t = time.perf_counter()
                 try:
-                    return build()
+                    model = build()
+                    weights[name] = weights_digest(source(model))
+                    return model
                 finally:
                     setup[0] += time.perf_counter() - t
 
             return cache(run)
 
-        reference = timed(lambda: self.reference(track))
-        detector = timed(lambda: self.detector(track)) if track.track.detector else None
+        reference = timed("reference", lambda: self.reference(track), lambda b: b.source)
+        detector = None
+        if track.track.detector:
+            detector = timed("detector", lambda: self.detector(track), str)
         with stage.build() as work:
 
             def context(i: int, step: Step) -> StepContext:
@@ -240,6 +247,7 @@ class Runner:
                 "steps": result.steps,
                 "wall_s": round(time.perf_counter() - t0 - setup[0], 3),
                 "setup_s": round(setup[0], 3),
+                "weights": weights,
             }
             write_atomic(work / "report.json", json.dumps(report, indent=2))
 
@@ -337,6 +345,7 @@ class Runner:
                 "size": report["curated_rows"],
                 "pool_size": report["pool_rows"],
                 "uid_hash": report["uid_hash"],
+                "weights": report.get("weights", {}),
             },
             "costs": {"curation_wall_s": report["wall_s"], "steps": report["steps"]},
             "train": json.loads((model_dir / "train.json").read_text()),
@@ -345,6 +354,21 @@ class Runner:
             | {"python": platform.python_version()},
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
+
+
+def weights_digest(source: str) -> str:
+    """A track model's identity in the record. Two builds of one spec can differ in their
+    numerics across machines (and so curate differently), so a local model is named by its
+    weight bytes; a model loaded by name is named by that name."""
+    path = Path(source)
+    files = [path] if path.is_file() else sorted(path.glob("*")) if path.is_dir() else []
+    files = [f for f in files if f.suffix in WEIGHT_SUFFIXES]
+    if not files:
+        return source
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
 
 
 def _curate_in_worker(root: Path, device: str, spec: RecipeSpec) -> None:

@@ -17,7 +17,7 @@ import torch
 from conftest import REPO
 
 from benchmark.cli import main
-from benchmark.pipeline import Runner
+from benchmark.pipeline import Runner, weights_digest
 from benchmark.spec.load import load_recipe
 from benchmark.store import Store
 
@@ -162,6 +162,10 @@ def test_clip_score_with_trained_reference_reports_quality(tmp_path, recipe, cap
     assert step["setup_s"] >= json.loads(train.read_text())["wall_s"]
     assert record["setup_s"] == step["setup_s"]
     assert step["wall_s"] < step["setup_s"]
+    # the record names the reference build by its weights, so curations on builds that differ
+    # (another machine's numerics) can be told apart
+    (ref_dir,) = {p.parent for p in tmp_path.glob("reference/*/open_clip_model.safetensors")}
+    assert record["weights"] == {"reference": weights_digest(str(ref_dir))}
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from benchmark import leaderboard
+from benchmark.pipeline import weights_digest
 from benchmark.store import Store
 
 
@@ -78,3 +79,21 @@ def test_leaderboard_marks_seeds_trained_on_different_curations(tmp_path: Path):
     (a,) = [line for line in text.splitlines() if "| aaaa" in line]
     assert "| 10 / 12 † |" in b and "| 10 |" in a
     assert "† The row's seeds trained on different curated sets" in text
+
+
+def test_weights_digest_follows_weight_bytes_only(tmp_path: Path):
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "open_clip_model.safetensors").write_bytes(b"weights A")
+    (build / "train.json").write_text('{"wall_s": 1.0}')
+    first = weights_digest(str(build))
+    (build / "train.json").write_text('{"wall_s": 2.0}')  # a rebuild's timings are not its identity
+    assert weights_digest(str(build)) == first
+    (build / "open_clip_model.safetensors").write_bytes(b"weights B")  # other numerics
+    assert weights_digest(str(build)) != first
+    for machine in ("here", "there"):  # a copied build is the same build
+        (tmp_path / machine).mkdir()
+        (tmp_path / machine / "detector.pt").write_bytes(b"weights A")
+    here, there = (weights_digest(str(tmp_path / m / "detector.pt")) for m in ("here", "there"))
+    assert here == there != weights_digest(str(build))
+    assert weights_digest("ViT-B-32:laion2b_s34b_b79k") == "ViT-B-32:laion2b_s34b_b79k"

@@ -32,6 +32,7 @@ class ClipBundle:
     preprocess: object
     tokenizer: object
     device: str = "cpu"
+    source: str = ""  # what the weights were loaded from: a directory, or "name:pretrained"
 
     @torch.no_grad()
     def encode_images(self, images: Iterable[Image.Image], batch_size: int = 256) -> torch.Tensor:
@@ -80,13 +81,14 @@ def create(name: str, pretrained: str | None = None, device: str = "cpu") -> Cli
 
     ``name`` may also be a directory smallcomp (or open_clip) saved: it holds config and weights.
     """
+    source = name if Path(name).is_dir() else f"{name}:{pretrained}"
     if Path(name).is_dir():
         name = f"local-dir:{name}"
     model, _, preprocess = open_clip.create_model_and_transforms(
         name, pretrained=pretrained, device=device
     )
     tokenizer = open_clip.get_tokenizer(name)
-    return ClipBundle(model, preprocess, tokenizer, device)
+    return ClipBundle(model, preprocess, tokenizer, device, source)
 
 
 def save(model: torch.nn.Module, model_name: str, out_dir: Path) -> None:
