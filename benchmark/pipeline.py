@@ -367,7 +367,11 @@ def weights_digest(source: str) -> str:
         return source
     h = hashlib.sha256()
     for f in files:
-        h.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+        content = hashlib.sha256()
+        with f.open("rb") as fh:  # streamed: a pretrained model's weights can be gigabytes
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                content.update(block)
+        h.update(f.name.encode() + b"\0" + content.digest())
     return h.hexdigest()[:16]
 
 

@@ -81,9 +81,9 @@ def create(name: str, pretrained: str | None = None, device: str = "cpu") -> Cli
 
     ``name`` may also be a directory smallcomp (or open_clip) saved: it holds config and weights.
     """
-    source = name if Path(name).is_dir() else f"{name}:{pretrained}"
+    source = f"{name}:{pretrained}"
     if Path(name).is_dir():
-        name = f"local-dir:{name}"
+        source, name = name, f"local-dir:{name}"
     model, _, preprocess = open_clip.create_model_and_transforms(
         name, pretrained=pretrained, device=device
     )
