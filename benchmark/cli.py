@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark.spec.errors import SpecError
@@ -20,12 +21,17 @@ EPILOG = """examples:
 
 
 def _seeds(text: str) -> list[int]:
+    from benchmark.spec.numbers import SEED_LIMIT
+
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"seeds must be comma-separated integers: {text!r}"
         ) from None
+    if not all(0 <= s < SEED_LIMIT for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be in 0..{SEED_LIMIT - 1}: {text!r}")
+    return seeds
 
 
 def _positive(text: str) -> int:
@@ -34,28 +40,19 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _runner(args: argparse.Namespace):
-    from benchmark.pipeline import Runner, default_device
+def _runner(args: argparse.Namespace, allow_weights: Sequence[str] = ()):
+    from benchmark.device import default_device
+    from benchmark.pipeline import Runner
     from benchmark.store import Store
 
-    return Runner(Store(args.runs), args.device or default_device())
-
-
-def _is_track(path: str) -> bool:
-    """Tracks define a pool, scales or an eval suite; recipes may set none of these."""
-    from benchmark.spec.yamlfile import load_yaml
-
-    return bool({"scales", "pool", "eval"} & set(load_yaml(path).data))
+    return Runner(Store(args.runs), args.device or default_device(), tuple(allow_weights))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from benchmark.spec.load import load_recipe, load_track
+    from benchmark.spec.load import load_spec
 
     for f in args.files:
-        if _is_track(f):
-            load_track(f)
-        else:
-            load_recipe(f)
+        load_spec(f, args.allow_weights)
         print(f"{f}: ok")
     return 0
 
@@ -133,8 +130,8 @@ def _report(report: dict) -> str:
 def cmd_curate(args: argparse.Namespace) -> int:
     from benchmark.spec.load import load_recipe
 
-    spec = load_recipe(args.recipe, args.track)
-    _, report = _runner(args).curate(spec)
+    spec = load_recipe(args.recipe, args.track, allow_weights=args.allow_weights)
+    _, report = _runner(args, args.allow_weights).curate(spec)
     print(_report(report) if args.report else json.dumps(report, indent=2))
     return 0
 
@@ -154,9 +151,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import leaderboard
     from benchmark.spec.load import load_recipe
 
-    runner = _runner(args)
+    runner = _runner(args, args.allow_weights)
     # validate every recipe (and its budget) before any work
-    specs = [load_recipe(r, args.track, runner.device) for r in args.recipes]
+    specs = [load_recipe(r, args.track, runner.device, args.allow_weights) for r in args.recipes]
     board = Path(args.leaderboard)
     jobs = []
     for spec in specs:
@@ -234,6 +231,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _allow_weights(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--allow-weights",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="let recipes name this pickled model file, or any file under this directory "
+        "(repeatable): ultralytics .pt and torch .pt/.bin files run code when loaded, so a "
+        "recipe alone may name only safetensors weights and code-free configs",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="smallcomp",
@@ -266,12 +275,14 @@ def parser() -> argparse.ArgumentParser:
         help="(recipe, seed) runs in parallel worker processes after curation (default 1); "
         "a GPU with spare cores trains several small models at once",
     )
+    _allow_weights(s)
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser(
         "validate", help="check recipes and tracks; one FILE:LINE:COL line per error"
     )
     s.add_argument("files", nargs="+", metavar="FILE")
+    _allow_weights(s)
     s.set_defaults(fn=cmd_validate)
 
     s = sub.add_parser("pool", help="build a track's pool, or download a source dataset")
@@ -294,6 +305,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("curate", help="apply a recipe's steps to the pool")
     s.add_argument("recipe")
     s.add_argument("--track", help="track name or file (default: the recipe's)")
+    _allow_weights(s)
     s.add_argument(
         "--report",
         action="store_true",
@@ -318,10 +330,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from benchmark.ops.context import OpError
+    from benchmark.store import StoreError
 
     try:
         return args.fn(args)
-    except (SpecError, OpError) as e:
+    except (SpecError, OpError, StoreError) as e:
         print(f"smallcomp: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

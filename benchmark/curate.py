@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from benchmark.models.trust import UnsafeModel
 from benchmark.ops import registry
 from benchmark.ops.context import StepContext
 from benchmark.pools import HIDDEN_PREFIX
@@ -87,7 +88,10 @@ def curate(
         ctx: StepContext = make_context(i, step)
         before = visible.column("uid").to_pylist()
         t0, setup0 = time.perf_counter(), setup_s()
-        visible = op.fn(visible, op.params.model_validate(step.params), ctx)
+        try:
+            visible = op.fn(visible, op.params.model_validate(step.params), ctx)
+        except UnsafeModel as e:  # a loader refused a model file: the step's error, one line
+            raise ctx.fail(str(e)) from None
         setup = setup_s() - setup0
         wall = time.perf_counter() - t0 - setup
         record = {
@@ -100,6 +104,7 @@ def curate(
             "wall_s": round(wall, 3),
             "device": ctx.device,
             "samples_processed": ctx.samples_processed,
+            "unreadable_images": ctx.unreadable,
             "samples_per_s": round(ctx.samples_processed / wall, 1) if wall > 0 else None,
             **ctx.extra_costs,
         }

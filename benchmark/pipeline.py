@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import platform
 import shutil
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -24,7 +23,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import torch
 
 from benchmark import curate as curation
 from benchmark import pools, train
@@ -32,14 +30,15 @@ from benchmark.evaluate import registry as tasks
 from benchmark.evaluate.retrieval import karpathy_test_keys
 from benchmark.models import clip
 from benchmark.ops import registry as ops
-from benchmark.ops.context import StepContext
+from benchmark.ops.context import OpError, StepContext
 from benchmark.pools.contamination import EvalSet, remove_contaminated
 from benchmark.pools.shards import ShardReader
+from benchmark.pools.subset import subset_images
 from benchmark.spec import budget
-from benchmark.spec.load import RecipeSpec, TrackSpec, resolve_paths
+from benchmark.spec.load import RecipeSpec, TrackSpec
 from benchmark.spec.recipe import Step
 from benchmark.spec.track import Scale
-from benchmark.store import Stage, Store, digest, write_atomic
+from benchmark.store import Stage, Store, StoreError, digest, file_sha256, write_atomic
 
 CURATION_SEED = 0  # curation is part of the recipe, not of the training seed
 # What a result's numbers depend on (ultralytics trains the detector, diffusers runs the fill).
@@ -57,20 +56,11 @@ LIBRARIES = (
 WEIGHT_SUFFIXES = {".safetensors", ".pt", ".bin"}  # what a track model's identity is read from
 
 
-def say(stage: Stage) -> None:
-    """One line per stage, so a user sees what is reused and what is being computed."""
-    state = "cached" if stage.done else "running"
-    print(f"[{stage.name}] {state}  ({stage.path})", file=sys.stderr, flush=True)
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @dataclass
 class Runner:
     store: Store
     device: str = "cpu"
+    allow_weights: tuple[str, ...] = ()  # pickled weights recipes may name (``--allow-weights``)
 
     # -- pool ------------------------------------------------------------------------------
     def pool(self, params: pools.PoolParams, eval_sets: list[EvalSet] | None = None) -> pa.Table:
@@ -82,27 +72,50 @@ class Runner:
                 [e.name, [Path(f).name for f in e.files], list(e.ids), e.dataset] for e in eval_sets
             ]
         stage = self.store.stage("pool", inputs)
-        say(stage)
-        if not stage.done:
-            with stage.build() as work:
-                built = pools.get(params.kind).build(params, work)
-                table = built.table
-                report: dict = {"rows_built": table.num_rows, "skipped": built.skipped}
-                if eval_sets:
-                    reader = ShardReader(work)
-                    table, found = remove_contaminated(table, reader, eval_sets)
-                    reader.close()
-                    report["contamination"] = asdict(found)
-                prefix = f"pool/{stage.key}/"
-                table = table.set_column(
-                    table.column_names.index("image"),
-                    "image",
-                    pc.binary_join_element_wise(prefix, table.column("image"), ""),
-                )
-                report["rows"] = table.num_rows
-                pq.write_table(table, work / "pool.parquet")
-                write_atomic(work / "report.json", json.dumps(report, indent=2, default=str))
-        return pq.read_table(stage.path / "pool.parquet")
+        if params.subset is not None:
+            return self._pool_subset(params, eval_sets, stage)
+
+        def build(work: Path) -> None:
+            built = pools.get(params.kind).build(params, work)
+            table = built.table
+            report: dict = {"rows_built": table.num_rows, "skipped": built.skipped}
+            if eval_sets:
+                reader = ShardReader(work)
+                table, found = remove_contaminated(table, reader, eval_sets)
+                reader.close()
+                report["contamination"] = asdict(found)
+            prefix = f"pool/{stage.key}/"
+            table = table.set_column(
+                table.column_names.index("image"),
+                "image",
+                pc.binary_join_element_wise(prefix, table.column("image"), ""),
+            )
+            report["rows"] = table.num_rows
+            pq.write_table(table, work / "pool.parquet")
+            write_atomic(work / "report.json", json.dumps(report, indent=2, default=str))
+
+        return pq.read_table(stage.ensure(build) / "pool.parquet")
+
+    def _pool_subset(
+        self, params: pools.PoolParams, eval_sets: list[EvalSet] | None, stage: Stage
+    ) -> pa.Table:
+        """A subset pool: rows of the whole clean pool (built once, its shards shared, not
+        copied), so the subset holds exactly the images asked for; its report names it by uid
+        hash."""
+        whole = self.pool(params.model_copy(update={"subset": None}), eval_sets)
+
+        def build(work: Path) -> None:
+            table = subset_images(whole, params.subset)
+            report = {
+                "subset": params.subset.model_dump(),
+                "of_rows": whole.num_rows,
+                "rows": table.num_rows,
+                "uid_hash": curation.uid_hash(table.column("uid").to_pylist()),
+            }
+            pq.write_table(table, work / "pool.parquet")
+            write_atomic(work / "report.json", json.dumps(report, indent=2))
+
+        return pq.read_table(stage.ensure(build) / "pool.parquet")
 
     def track_pool(self, track: TrackSpec) -> pa.Table:
         """The track's pool, checked against the track's eval images (files and split ids)."""
@@ -120,9 +133,17 @@ class Runner:
         if ref is None:
             raise ValueError(f"track '{track.track.name}' has no reference model")
         if ref.model is not None:
-            return clip.create(ref.model, ref.pretrained, self.device)
+            # The track is the benchmark's: its own model loads as it is.
+            return clip.create(ref.model, ref.pretrained, self.device, (ref.model, ref.pretrained))
         table = self.pool(track.reference_pool)
-        path = self.train(table, ref.train, Step(op="random"), ref.train.seeds[0], "reference")
+        path = self.train(
+            table,
+            ref.train,
+            Step(op="random"),
+            ref.train.seeds[0],
+            "reference",
+            where=f"{track.file}: reference",
+        )
         return clip.create(str(path), device=self.device)
 
     # -- detector --------------------------------------------------------------------------
@@ -136,33 +157,33 @@ class Runner:
             return spec.model
         t = spec.train
         stage = self.store.stage("detector", t.model_dump())
-        say(stage)
-        if not stage.done:
+
+        def build(work: Path) -> None:
             from benchmark.models.detector import evaluate_detector, train_detector
             from benchmark.pools.shapes_detection import export
 
-            with stage.build() as work:
-                data = export(work / "data", t.train_size, t.val_size, t.seed, t.image_size)
-                t0 = time.perf_counter()
-                weights = train_detector(
-                    data,
-                    work / "yolo",
-                    model=t.model,
-                    epochs=t.epochs,
-                    imgsz=t.imgsz,
-                    batch=t.batch,
-                    seed=t.seed,
-                    device=self.device,
-                    **t.overrides,
-                )
-                wall = time.perf_counter() - t0
-                os.replace(weights, work / "detector.pt")
-                shutil.rmtree(work / "yolo", ignore_errors=True)
-                metrics = evaluate_detector(work / "detector.pt", data, t.imgsz, "val", self.device)
-                shutil.rmtree(work / "data", ignore_errors=True)
-                report = {"train_wall_s": round(wall, 1), "device": self.device, **metrics}
-                write_atomic(work / "report.json", json.dumps(report, indent=2))
-        return str(stage.path / "detector.pt")
+            data = export(work / "data", t.train_size, t.val_size, t.seed, t.image_size)
+            t0 = time.perf_counter()
+            weights = train_detector(
+                data,
+                work / "yolo",
+                model=t.model,
+                epochs=t.epochs,
+                imgsz=t.imgsz,
+                batch=t.batch,
+                seed=t.seed,
+                device=self.device,
+                **t.overrides,
+            )
+            wall = time.perf_counter() - t0
+            os.replace(weights, work / "detector.pt")
+            shutil.rmtree(work / "yolo", ignore_errors=True)
+            metrics = evaluate_detector(work / "detector.pt", data, t.imgsz, "val", self.device)
+            shutil.rmtree(work / "data", ignore_errors=True)
+            report = {"train_wall_s": round(wall, 1), "device": self.device, **metrics}
+            write_atomic(work / "report.json", json.dumps(report, indent=2))
+
+        return str(stage.ensure(build) / "detector.pt")
 
     # -- curate ----------------------------------------------------------------------------
     def _curate_stage(self, spec: RecipeSpec) -> Stage:
@@ -185,21 +206,25 @@ class Runner:
         pool_table = self.track_pool(spec.track)
         budget.check(spec, pool_table.num_rows, self.device)
         stage = self._curate_stage(spec)
-        say(stage)
-        if not stage.done:
-            if any(ops.get(s.op).isolate for s in spec.recipe.steps):
-                # The heavy libraries these steps load must not share the trainer's process.
-                ctx = multiprocessing.get_context("spawn")
-                with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-                    pool.submit(_curate_in_worker, self.store.root, self.device, spec).result()
-            else:
-                self.build_curation(spec, pool_table)
-        return pq.read_table(stage.path / "curated.parquet"), json.loads(
-            (stage.path / "report.json").read_text()
+        if not stage.done and any(ops.get(s.op).isolate for s in spec.recipe.steps):
+            # The heavy libraries these steps load must not share the trainer's process.
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                pool.submit(
+                    _curate_in_worker, self.store.root, self.device, spec, self.allow_weights
+                ).result()
+            path = stage.path
+        else:
+            path = self.build_curation(spec, pool_table)
+        return pq.read_table(path / "curated.parquet"), json.loads(
+            (path / "report.json").read_text()
         )
 
-    def build_curation(self, spec: RecipeSpec, pool_table: pa.Table) -> None:
-        """Apply the recipe's steps to the pool and finish the curate stage."""
+    def build_curation(self, spec: RecipeSpec, pool_table: pa.Table) -> Path:
+        """The curate stage's directory: the recipe's steps applied to the pool, unless done.
+
+        A curation that lost images to a damaged shard is not kept: cached, it would hide the
+        loss from every later run."""
         track = spec.track
         stage = self._curate_stage(spec)
         reader = ShardReader(self.store.root)
@@ -222,7 +247,8 @@ class Runner:
         detector = None
         if track.track.detector:
             detector = timed("detector", lambda: self.detector(track), str)
-        with stage.build() as work:
+
+        def build(work: Path) -> None:
 
             def context(i: int, step: Step) -> StepContext:
                 name = f"{spec.file}: steps[{i}] ({step.op})"
@@ -235,10 +261,14 @@ class Runner:
                     reference,
                     detector,
                     self.store.root,
+                    self.allow_weights,
                 )
 
             t0 = time.perf_counter()
             result = curation.curate(pool_table, spec.recipe.steps, context, lambda: setup[0])
+            if reader.damaged:
+                lost = "; ".join(f"{self.store.root / s} ({p})" for s, p in reader.damaged.items())
+                raise StoreError("curate", f"not kept: images lost to damaged shards: {lost}")
             curation.write(result, work)
             report = {
                 "pool_rows": pool_table.num_rows,
@@ -251,6 +281,8 @@ class Runner:
             }
             write_atomic(work / "report.json", json.dumps(report, indent=2))
 
+        return stage.ensure(build)
+
     # -- train -----------------------------------------------------------------------------
     def train(
         self,
@@ -260,7 +292,11 @@ class Runner:
         seed: int,
         name: str = "train",
         loss: str = "clip",
+        *,
+        where: str,
     ) -> Path:
+        """The trained model's directory. ``where`` names what asked for it (the recipe file)
+        in the one-line error a bad sampler, loss or curated set gets."""
         inputs = {
             "data": curation.uid_hash(table.column("uid").to_pylist()),
             "captions": curation.uid_hash(table.column("caption").to_pylist()),
@@ -278,21 +314,22 @@ class Runner:
         if loss != "clip":
             inputs["loss"] = loss
         stage = self.store.stage(name, inputs)
-        say(stage)
-        if stage.done:
-            return stage.path
         op = ops.get(sampler.op)
         params = op.params.model_validate(sampler.params)
 
         def order(t: pa.Table, batch_size: int, rng) -> object:
             return op.fn(t, params, batch_size, rng)
 
-        with stage.build(resume=True) as work:
-            record = train.train(
-                table, self.store.root, scale, order, seed, work, self.device, loss
-            )
+        def build(work: Path) -> None:
+            try:
+                record = train.train(
+                    table, self.store.root, scale, order, seed, work, self.device, loss
+                )
+            except OpError as e:
+                raise OpError(f"{where}: {e}") from e
             write_atomic(work / "train.json", json.dumps(record, indent=2))
-        return stage.path
+
+        return stage.ensure(build, resume=True)
 
     # -- evaluate --------------------------------------------------------------------------
     def evaluate(self, model_dir: Path, track: TrackSpec) -> dict:
@@ -307,27 +344,27 @@ class Runner:
                 "options": ev.options,
             },
         )
-        say(stage)
-        if not stage.done:
+
+        def build(work: Path) -> None:
             bundle = clip.create(str(model_dir), device=self.device)
             results = {}
             for name in ev.tasks:
-                opts = {**ev.options.get("all", {}), **ev.options.get(name, {})}
-                opts = resolve_paths(opts, track.data_root)
                 t0 = time.perf_counter()
-                results[name] = tasks.get(name).fn(bundle, opts) | {
+                results[name] = tasks.get(name).fn(bundle, track.eval_params[name]) | {
                     "model": str(model_dir),
                     "wall_s": round(time.perf_counter() - t0, 2),
                 }
-            with stage.build() as work:
-                write_atomic(work / "results.json", json.dumps(results, indent=2))
-        return json.loads((stage.path / "results.json").read_text())
+            write_atomic(work / "results.json", json.dumps(results, indent=2))
+
+        return json.loads((stage.ensure(build) / "results.json").read_text())
 
     # -- the whole run ---------------------------------------------------------------------
     def run(self, spec: RecipeSpec, scale_name: str, seed: int) -> dict:
         scale = spec.track.scale(scale_name)
         table, report = self.curate(spec)
-        model_dir = self.train(table, scale, spec.recipe.sampler, seed, loss=spec.recipe.loss)
+        model_dir = self.train(
+            table, scale, spec.recipe.sampler, seed, loss=spec.recipe.loss, where=spec.file
+        )
         results = self.evaluate(model_dir, spec.track)
         ev = spec.track.track.eval
         return {
@@ -367,14 +404,12 @@ def weights_digest(source: str) -> str:
         return source
     h = hashlib.sha256()
     for f in files:
-        content = hashlib.sha256()
-        with f.open("rb") as fh:  # streamed: a pretrained model's weights can be gigabytes
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                content.update(block)
-        h.update(f.name.encode() + b"\0" + content.digest())
+        h.update(f.name.encode() + b"\0" + bytes.fromhex(file_sha256(f)))
     return h.hexdigest()[:16]
 
 
-def _curate_in_worker(root: Path, device: str, spec: RecipeSpec) -> None:
-    runner = Runner(Store(root), device)
+def _curate_in_worker(
+    root: Path, device: str, spec: RecipeSpec, allow_weights: tuple[str, ...]
+) -> None:
+    runner = Runner(Store(root), device, allow_weights)
     runner.build_curation(spec, runner.track_pool(spec.track))

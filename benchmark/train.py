@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from benchmark.loss import NegClipLoss
 from benchmark.models import clip
+from benchmark.ops.context import OpError
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.track import Scale
 from benchmark.text.caption_pick import pick_caption
@@ -94,7 +95,10 @@ def batches(
         order = np.asarray(order_fn(table, batch_size, np.random.default_rng([seed, epoch])))
         n = len(order) // batch_size
         if n == 0:
-            raise ValueError(f"curated set of {len(order)} rows is smaller than one batch")
+            raise OpError(
+                f"train: the curated set has {len(order)} rows, "
+                f"fewer than one batch of {batch_size}"
+            )
         for b in range(n):
             if step >= steps:
                 return
@@ -121,11 +125,18 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def _save_checkpoint(path: Path, model, optimizer, step: int) -> None:
+    """Write to a temporary name, then rename: a failed save (a full disk) leaves the previous
+    checkpoint to resume from and no half-written one."""
     tmp = path.with_suffix(".tmp")
-    torch.save(
-        {"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, tmp
-    )
-    os.replace(tmp, path)
+    try:
+        torch.save(
+            {"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step},
+            tmp,
+        )
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def train(
@@ -141,12 +152,18 @@ def train(
     """Train into ``out`` (resuming from its checkpoint if present); returns the train record.
 
     ``loss`` is ``clip`` (open_clip's ClipLoss) or ``negclip`` (needs ``negative_captions``).
+    What the recipe got wrong (its sampler, its loss, a curated set smaller than one batch) is
+    an OpError naming that part; the caller prefixes the recipe's file.
     """
     if loss == "negclip" and NEGATIVES not in table.column_names:
-        raise ValueError(f"loss 'negclip' needs a '{NEGATIVES}' column: add a hard_negatives step")
+        raise OpError(f"loss (negclip): column '{NEGATIVES}' missing; add a hard_negatives step")
     torch.manual_seed(seed)
     model = open_clip.create_model(
-        scale.model, pretrained=scale.pretrained, device=device, output_dict=True
+        scale.model,
+        pretrained=scale.pretrained,
+        device=device,
+        output_dict=True,
+        force_quick_gelu=clip.uses_quick_gelu(scale.model, scale.pretrained),
     )
     preprocess = open_clip.image_transform(model.visual.image_size, is_train=False)
     tokenizer = open_clip.get_tokenizer(scale.model)
@@ -178,30 +195,30 @@ def train(
     )
     model.train()
     t0, losses = time.perf_counter(), []
-    bar = tqdm(total=steps, initial=start, desc="train", unit="step", mininterval=1.0)
-    for step, (images, texts, *negatives) in enumerate(loader, start=start):
-        adjust(step)
-        with autocast:
-            out_ = model(images.to(device), texts.to(device))
-            features = [out_["image_features"], out_["text_features"]]
-            if negatives:
-                features.append(model.encode_text(negatives[0].to(device), normalize=True))
-            value = loss_fn(*features, out_["logit_scale"])
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-        losses.append(float(value.detach()))
-        done = step + 1
-        bar.update(1)
-        bar.set_postfix(
-            loss=f"{losses[-1]:.3f}",
-            img_s=f"{len(losses) * scale.batch_size / (time.perf_counter() - t0):.0f}",
-        )
-        if done % scale.checkpoint_every == 0 and done < steps:
-            _save_checkpoint(ckpt, model, optimizer, done)
-    bar.close()
+    # closed on failure too, so an error line starts a line of its own
+    with tqdm(total=steps, initial=start, desc="train", unit="step", mininterval=1.0) as bar:
+        for step, (images, texts, *negatives) in enumerate(loader, start=start):
+            adjust(step)
+            with autocast:
+                out_ = model(images.to(device), texts.to(device))
+                features = [out_["image_features"], out_["text_features"]]
+                if negatives:
+                    features.append(model.encode_text(negatives[0].to(device), normalize=True))
+                value = loss_fn(*features, out_["logit_scale"])
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            losses.append(float(value.detach()))
+            done = step + 1
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{losses[-1]:.3f}",
+                img_s=f"{len(losses) * scale.batch_size / (time.perf_counter() - t0):.0f}",
+            )
+            if done % scale.checkpoint_every == 0 and done < steps:
+                _save_checkpoint(ckpt, model, optimizer, done)
     clip.save(model, scale.model, out)
     ckpt.unlink(missing_ok=True)
     wall = time.perf_counter() - t0

@@ -21,9 +21,10 @@ import numpy as np
 import pyarrow as pa
 
 from benchmark import curate as curation
+from benchmark.device import default_device
 from benchmark.ops import registry
 from benchmark.ops.context import StepContext
-from benchmark.pipeline import Runner, default_device
+from benchmark.pipeline import Runner
 from benchmark.pools.shapes_world import BACKGROUND, COLOURS, Obj, Scene, render
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.load import load_recipe

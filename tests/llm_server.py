@@ -3,8 +3,9 @@
 The backend is tested through the official client over real sockets, so what is tested is what
 runs against a provider. Answers are computed from the prompt by a pluggable responder; faults are
 scripted per prompt (keyed by the last user message) and consumed one per completion attempt, so
-the number of requests each prompt needs is exact whatever the thread interleaving. Everything the
-server receives and every token it reports is counted for the tests to assert on.
+the number of requests each prompt needs is exact whatever the thread interleaving; ``fail_all``
+applies one fault to every attempt no script covers (an outage). Everything the server receives
+and every token it reports is counted for the tests to assert on.
 
 Fault kinds, per completion attempt (chat call or Batch API line):
   rate_limit    429 (batch: an error-file line with status 429)
@@ -77,13 +78,15 @@ class _Done(Exception):
 class LLMServer:
     """Start with ``with LLMServer(responder) as server:``; pass ``server.base_url`` to the client.
 
-    Tests may set ``faults``, ``control_faults``, ``hold_batches``, ``polls_to_complete``,
-    ``latency_s`` and ``timeout_sleep_s`` at any time; counters are read after the client returns.
+    Tests may set ``faults``, ``fail_all``, ``control_faults``, ``hold_batches``,
+    ``polls_to_complete``, ``latency_s`` and ``timeout_sleep_s`` at any time; counters are read
+    after the client returns.
     """
 
     def __init__(self, responder: Responder = keywords_responder) -> None:
         self.responder = responder
         self.faults: dict[str, list[str]] = {}
+        self.fail_all: str | None = None
         self.control_faults: dict[str, list[str]] = {}
         self.hold_batches = False
         self.polls_to_complete = 2
@@ -124,7 +127,7 @@ class LLMServer:
     def reset(self) -> None:
         """Forget faults and counters, as if freshly started (files and batches stay)."""
         with self._lock:
-            self.faults, self.control_faults = {}, {}
+            self.faults, self.control_faults, self.fail_all = {}, {}, None
             self._queues.clear()
             for counter in (self.counts, self.calls, self.tokens):
                 counter.clear()
@@ -139,7 +142,7 @@ class LLMServer:
             if prompt in self.faults and prompt not in self._queues:
                 self._queues[prompt] = deque(self.faults[prompt])
             queue = self._queues.get(prompt)
-            return queue.popleft() if queue else None
+            return queue.popleft() if queue else self.fail_all
 
     def _control_fault(self, endpoint: str) -> str | None:
         with self._lock:

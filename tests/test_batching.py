@@ -9,6 +9,7 @@ import torch
 
 from benchmark.ops import registry
 from benchmark.ops.batching import kmeans, pack
+from benchmark.ops.context import OpError
 
 
 def order(name: str, table: pa.Table, batch_size: int, seed: int = 0, **params) -> np.ndarray:
@@ -63,7 +64,7 @@ def test_paired_shuffles_per_epoch_and_treats_null_as_own_uid():
     assert np.array_equal(order("paired", table, 8, seed=3), order("paired", table, 8, seed=3))
     singles = pa.table({"uid": [f"u{i}" for i in range(10)], "parent_uid": [None] * 10})
     assert sorted(order("paired", singles, 4).tolist()) == list(range(10))
-    with pytest.raises(ValueError, match="paired.*parent_uid"):
+    with pytest.raises(OpError, match=r"sampler \(paired\): column 'parent_uid' missing"):
         order("paired", singles.drop_columns(["parent_uid"]), 4)
     assert len(order("paired", singles.slice(0, 0), 4)) == 0
 
@@ -107,7 +108,7 @@ def test_clustered_batches_draw_from_few_clusters():
 def test_clustered_edge_cases():
     table = pa.table({"uid": ["a", "b", "c"], "cluster": pa.array([1, None, 1], pa.int64())})
     assert sorted(order("clustered", table, 2).tolist()) == [0, 1, 2]
-    with pytest.raises(ValueError, match="clustered.*cluster.*embedding"):
+    with pytest.raises(OpError, match=r"sampler \(clustered\): .*cluster.*embedding"):
         order("clustered", table.drop_columns(["cluster"]), 2)
     empty = pa.table(
         {"uid": pa.array([], pa.string()), "embedding": pa.array([], pa.list_(pa.float32()))}

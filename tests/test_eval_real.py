@@ -256,6 +256,90 @@ def test_retrieval_skips_and_counts_bad_images(bundle, samples, tmp_path):
     assert result["skipped"] == {"unreadable_image": 1, "missing_image": 1, "empty_caption": 1}
 
 
+def _coco_captions(samples: Path, split: str) -> dict[int, list[str]]:
+    data = json.loads(
+        (samples / "coco-mini" / "annotations" / f"captions_{split}.json").read_text()
+    )
+    out: dict[int, list[str]] = {}
+    for a in data["annotations"]:
+        out.setdefault(a["image_id"], []).append(a["caption"])
+    return out
+
+
+def karpathy_fixture(samples: Path, root: Path) -> tuple[Path, dict[str, list[str]]]:
+    """A COCO root holding Karpathy test images the three ways a download has them: under
+    val2014 names, under val2017 names and under train2017 names (the 2017 re-split moved val2014
+    images into both); its dataset_coco.json carries captions that differ from COCO's files, so
+    a test can tell where captions came from. Returns the split file and the captions by key."""
+    val = sorted((samples / "coco-mini" / "val2017").iterdir())[:8]
+    train = sorted((samples / "coco-mini" / "train2017").iterdir())[:4]
+    captions = _coco_captions(samples, "val2017") | _coco_captions(samples, "train2017")
+    (root / "val2014").mkdir(parents=True)
+    (root / "val2017").mkdir()
+    (root / "train2017").mkdir()
+    entries, expected = [], {}
+    for i, path in enumerate(val + train):
+        cocoid = int(path.stem)
+        name = f"COCO_val2014_{cocoid:012d}.jpg"
+        if i < 4:
+            shutil.copy(path, root / "val2014" / name)
+        else:
+            shutil.copy(path, root / path.parent.name / path.name)
+        sentences = [f"karpathy: {c.strip()}" for c in captions[cocoid]]
+        entries.append(
+            {
+                "filepath": "val2014",
+                "filename": name,
+                "cocoid": cocoid,
+                "split": "test",
+                "sentences": [{"raw": s, "tokens": s.lower().split()} for s in sentences],
+            }
+        )
+        expected[str(cocoid)] = sentences
+    entries.append({**entries[0], "cocoid": 1, "filename": "COCO_val2014_1.jpg", "split": "train"})
+    split = root / "dataset_coco.json"
+    split.write_text(json.dumps({"dataset": "coco", "images": entries}))
+    return split, expected
+
+
+def test_karpathy_retrieval_and_order_take_captions_from_the_split_file(bundle, samples, tmp_path):
+    split, expected = karpathy_fixture(samples, tmp_path / "coco")
+    data = retrieval.load(tmp_path / "coco", split_file=split)
+    assert data.keys == list(expected) and not data.skipped  # every test image, in split order
+    assert dict(zip(data.keys, data.captions, strict=True)) == expected
+    assert sorted({p.parent.name for p in data.images}) == ["train2017", "val2014", "val2017"]
+    result = retrieval.evaluate(bundle, tmp_path / "coco", split_file=split, num_workers=0)
+    assert result["counts"] == {"images": 12, "captions": sum(map(len, expected.values()))}
+    order = aro.evaluate(
+        bundle,
+        tmp_path / "coco",
+        task="coco_order",
+        split_file=split,
+        perturbations=("shuffle_within_trigrams", "shuffle_trigrams"),
+        num_workers=0,
+    )
+    assert order["counts"] == {"items": result["counts"]["captions"], "images": 12}
+
+
+def test_karpathy_split_disagreeing_with_its_images_is_an_error(samples, tmp_path):
+    root = tmp_path / "coco"
+    split, expected = karpathy_fixture(samples, root)
+    # the old pairing: captions_val2017.json drops the test images val2017 does not hold
+    val_captions = samples / "coco-mini" / "annotations" / "captions_val2017.json"
+    with pytest.raises(ValueError, match=r"8 of its 12 test images are not found"):
+        retrieval.load(root / "val2017", captions=val_captions, split_file=split)
+    # a handful missing is counted; one more is an error naming how many and which
+    lost = sorted((root / "val2014").iterdir()) + sorted((root / "val2017").iterdir())
+    for path in lost[: retrieval.HANDFUL]:
+        path.unlink()
+    data = retrieval.load(root, split_file=split)
+    assert len(data.images) == 12 - retrieval.HANDFUL
+    assert data.skipped == {"missing_image": retrieval.HANDFUL}
+    lost[retrieval.HANDFUL].unlink()
+    with pytest.raises(ValueError, match=r"6 of its 12 test images .* \(e\.g\. \d+"):
+        retrieval.load(root, split_file=split)
+
+
 # --- SugarCrepe ----------------------------------------------------------------------------------
 
 
@@ -304,7 +388,15 @@ def test_sugarcrepe_scoring_with_controlled_scores(tmp_path):
     result = sugarcrepe.evaluate(
         fake, tmp_path, image_root=tmp_path, subsets=["replace_obj", "swap_att"], num_workers=0
     )
-    assert result["metrics"] == {"replace_obj": 0.5, "swap_att": 1.0, "replace": 0.5, "swap": 1.0}
+    assert result["metrics"] == {
+        "replace_obj": 0.5,
+        "swap_att": 1.0,
+        "replace": 0.5,
+        "swap": 1.0,
+        "average": 0.75,  # groups replace, swap
+        "subset_mean": 0.75,
+        "item_mean": 2 / 3,  # 2 right of 3 items
+    }
     assert result["subsets"]["replace_obj"] == {
         "items": 3,
         "evaluated": 2,

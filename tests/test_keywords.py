@@ -13,6 +13,7 @@ import pytest
 from llm_server import LLMServer  # tests/ is on sys.path
 from pydantic import ValidationError
 
+from benchmark.cli import main
 from benchmark.ops import keywords as keyword_ops
 from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
@@ -180,7 +181,9 @@ def test_llm_failures_leave_null_keywords_and_are_counted(llm: LLMServer, tmp_pa
     second_chunk = keyword_ops.prompt(COCO_CAPTIONS[4:8])
     llm.faults = {second_chunk: ["malformed"] * 5}
     context = ctx(tmp_path)
-    out = run("keywords", captions_table(COCO_CAPTIONS), context, **llm_params(llm))
+    params = llm_params(llm)
+    params["llm"]["max_failures"] = 0.5  # one prompt in three may fail
+    out = run("keywords", captions_table(COCO_CAPTIONS), context, **params)
     got = out.column("keywords").to_pylist()
     assert got[4:8] == [None] * 4
     assert got[:4] + got[8:] == [
@@ -188,6 +191,48 @@ def test_llm_failures_leave_null_keywords_and_are_counted(llm: LLMServer, tmp_pa
     ]
     assert llm.calls[second_chunk] == 2  # one retry, then recorded as failed
     assert context.extra_costs["llm"]["failures"] == 1
+
+
+def test_failing_llm_step_fails_in_one_line_and_a_rerun_asks_only_for_the_failures(
+    llm: LLMServer, recipe, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    """An outage fails the step (exit 2, one line, nothing finished, nothing cached); a partial
+    one too, beyond max_failures, but the valid answers are cached; once the server recovers a
+    rerun asks for exactly the failed prompts, and the report (which holds the cache_dir path)
+    is written."""
+    cache = tmp_path / "answers"
+    config = llm_params(llm)["llm"] | {"cache_dir": str(cache)}
+    step = "steps:\n  - op: keywords\n    backend: llm\n    captions_per_request: 100\n"
+    r = recipe(step + f"    llm: {json.dumps(config)}\n")
+    runs = tmp_path / "runs"
+
+    def curate() -> tuple[int, str, str]:
+        code = main(["--runs", str(runs), "curate", str(r)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    llm.fail_all = "server_error"
+    code, _, err = curate()
+    (line,) = [x for x in err.splitlines() if x.startswith("smallcomp: error:")]
+    assert code == 2 and "Traceback" not in err
+    assert "steps[0] (keywords): 6 of 6 LLM requests failed" in line and "HTTP 500" in line
+    assert not list(runs.glob("curate/*/report.json"))
+    assert not any(p.read_text() for p in cache.glob("answers-*.jsonl"))
+
+    prompts = sorted(llm.calls)  # the pool's 600 captions, 100 to a prompt
+    assert len(prompts) == 6 and all(n == 2 for n in llm.calls.values())  # 1 + max_retries
+    llm.reset()
+    llm.faults = {p: ["server_error"] * 2 for p in prompts[:2]}
+    code, _, err = curate()
+    assert code == 2 and "2 of 6 LLM requests failed" in err
+
+    llm.reset()
+    code, out, _ = curate()
+    assert code == 0
+    assert set(llm.calls) == set(prompts[:2]) and sum(llm.calls.values()) == 2
+    (step,) = json.loads(out)["steps"]
+    assert step["params"]["llm"]["cache_dir"] == str(cache)
+    assert (step["llm"]["requests"], step["llm"]["cached"], step["llm"]["failures"]) == (2, 4, 0)
 
 
 def test_llm_answer_must_label_every_caption_once():
@@ -231,11 +276,12 @@ def test_text_based_keeps_captions_naming_a_target_class(tmp_path):
         "a golden retriever catching a frisbee",
     ]
     assert kept.column("text_classes").to_pylist() == [["dog", "couch"], ["frisbee"]]
-    deeper = run("text_based", table, ctx(tmp_path), classes="coco", depth=1)
+    deeper = run("text_based", table, ctx(tmp_path), classes="coco", match="nouns", depth=1)
     assert "a puppy in the snow" in deeper.column("caption").to_pylist()  # puppy → dog
     shaped = run("text_based", table, ctx(tmp_path), classes="shapes")
     assert shaped.column("text_classes").to_pylist() == [["star", "circle"], ["cross"]]
-    imagenet = run("text_based", table, ctx(tmp_path), classes="imagenet")
+    # Two-word names are the noun matcher's: DataComp's whitespace tokens see "retriever".
+    imagenet = run("text_based", table, ctx(tmp_path), classes="imagenet", match="nouns")
     assert imagenet.column("text_classes").to_pylist()[0:1] == [["Golden Retriever"]]
 
 
@@ -256,6 +302,7 @@ def test_text_based_edge_cases(tmp_path, monkeypatch):
         raise wordnet.WordNetMissing(wordnet.INSTALL_HELP)
 
     monkeypatch.setattr(keyword_ops, "caption_classes", missing)
+    monkeypatch.setattr(keyword_ops, "datacomp_classes", missing)
     with pytest.raises(OpError, match=r"steps\[0\] \(text_based\).*apt-get install"):
         run("text_based", table, ctx(tmp_path, "r.yaml: steps[0] (text_based)"))
 

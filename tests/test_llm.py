@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from llm_server import Keywords, LLMServer, expected_keywords  # tests/ is on sys.path
 
-from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, Usage
+from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, Usage, check_failures
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-test-5f3c9e1a7b2d4c6e8f0a1b2c3d4e5f60"
@@ -211,6 +211,28 @@ def test_rerun_from_cache_sends_nothing(server: LLMServer, tmp_path: Path, mode:
     assert sum(server.counts.values()) == 0
     assert third.usage.as_dict() == Usage(cached=10).as_dict()
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_failures_beyond_max_failures_raise_and_are_never_cached(
+    server: LLMServer, tmp_path: Path
+) -> None:
+    texts = captions(20)
+    server.faults = {texts[0]: ["server_error"] * 10}
+    results = LLMBackend(config(server)).complete_json(requests_for(texts), Keywords)
+    check_failures(results, 0.05)  # 1 of 20 is 5%: allowed
+    with pytest.raises(LLMError, match=r"^1 of 20 LLM requests failed .*; first: HTTP 500"):
+        check_failures(results, 0.04)
+
+    server.fail_all = "server_error"  # an outage
+    cfg = config(server, cache_dir=tmp_path)
+    results = LLMBackend(cfg).complete_json(requests_for(texts), Keywords)
+    with pytest.raises(LLMError, match="^20 of 20 LLM requests failed"):
+        check_failures(results, 0.05)
+    assert not any(p.read_text() for p in tmp_path.glob("answers-*.jsonl"))
+    server.reset()
+    again = LLMBackend(cfg)
+    assert all(r.status == "ok" for r in again.complete_json(requests_for(texts), Keywords))
+    assert again.usage.requests == 20 and again.usage.cached == 0
 
 
 def test_torn_cache_line_is_asked_again(server: LLMServer, tmp_path: Path) -> None:

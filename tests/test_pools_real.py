@@ -208,6 +208,71 @@ def test_coco_bad_input(samples: Path, tmp_path: Path) -> None:
     check_table(b.table)
 
 
+def test_coco_bad_captions_are_skipped_and_counted(samples: Path, tmp_path: Path) -> None:
+    """coco-mini's JSONs with captions that are no text, not UTF-8, or missing: the build goes
+    on, every other caption is a row, and each defect is counted under its reason."""
+    src = samples / "coco-mini"
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    (root / "train2017").symlink_to(src / "train2017")
+    captions = json.loads((src / "annotations/captions_train2017.json").read_text())
+    anns = captions["annotations"]
+    for a, bad in zip(anns, [7, None, ["a", "list"], "@LATIN1@", "@SURROGATE@"], strict=False):
+        a["caption"] = bad
+    del anns[5]["caption"]
+    del anns[6]["image_id"]
+    anns.append("not an annotation")
+    text = json.dumps(captions)
+    # raw Latin-1 bytes in the file (invalid UTF-8), and a JSON escape of a lone surrogate
+    text = text.replace('"@SURROGATE@"', '"caf\\udce9"')
+    data = text.encode().replace(b"@LATIN1@", "café au lait".encode("latin-1"))
+    (root / "annotations/captions_train2017.json").write_bytes(data)
+    instances = json.loads((src / "annotations/instances_train2017.json").read_text())
+    del instances["annotations"][0]["bbox"]
+    instances["annotations"][1]["category_id"] = -1
+    (root / "annotations/instances_train2017.json").write_text(json.dumps(instances))
+
+    b = build("coco", tmp_path / "pool", root=root)
+    check_table(b.table)
+    assert b.skipped == {
+        "caption_not_text": 2,
+        "empty_caption": 1,
+        "malformed_annotation": 2,
+        "malformed_object": 2,
+        "missing_caption": 1,
+        "non_utf8_caption": 2,
+    }
+    assert b.table.num_rows == 400 - 7
+    kept = set(b.table["uid"].to_pylist())
+    assert kept == {sample_uid("coco", str(a["image_id"]), a["id"]) for a in anns[7:-1]}
+    t = b.table.to_pydict()
+    per_image = dict(zip(t["image_group"], t["gt_objects"], strict=True))
+    assert sum(len(o) for o in per_image.values()) == 739 - 2
+
+    (root / "annotations/captions_train2017.json").write_bytes(data[:-10])
+    with pytest.raises(ValueError, match="captions_train2017.json: not JSON"):
+        build("coco", tmp_path / "pool2", root=root)
+
+
+def test_flickr_token_file_with_bad_lines(samples: Path, tmp_path: Path) -> None:
+    """flickr8k-1k's token file with a Latin-1 caption, a name that is not UTF-8 and an empty
+    caption: those three lines are counted, the other 4,997 captions are rows."""
+    src = samples / "flickr8k-1k"
+    root = tmp_path / "flickr"
+    root.mkdir()
+    (root / "Images").symlink_to(src / "Images")
+    lines = (src / "captions.txt").read_bytes().splitlines()
+    lines[0] = lines[0].partition(b"\t")[0] + b"\t" + "A dog in a café .".encode("latin-1")
+    lines[1] = b"\xff" + lines[1]
+    lines[2] = lines[2].partition(b"\t")[0] + b"\t  "
+    (root / "captions.txt").write_bytes(b"\n".join(lines) + b"\n")
+    b = build("flickr", tmp_path / "pool", root=root)
+    check_table(b.table)
+    assert b.skipped == {"empty_caption": 1, "malformed_line": 1, "non_utf8_caption": 1}
+    assert b.table.num_rows == 5000 - 3
+    assert b.table["uid"][0].as_py() == sample_uid("flickr8k", "1000268201_693b08cb0e.jpg", "3")
+
+
 def write_tar(path: Path, samples: list[dict[str, bytes]]) -> None:
     with tarfile.open(path, "w") as tf:
         for s in samples:

@@ -23,6 +23,7 @@ from benchmark.pools.shards import ShardReader
 from benchmark.text.removal import absence_caption, remove_object, replace_object
 from benchmark.text.shapes_caption import parse
 from benchmark.text.vocabulary import categories, coco
+from benchmark.text.wordnet import wordnet
 
 STEP = "recipe.yaml: steps[3] (edit_caption)"
 KEY = "sk-test-edit-caption-000000000000"
@@ -411,6 +412,7 @@ class Editor:
 @pytest.fixture
 def llm(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    wordnet()  # the Editor's rules read WordNet: load it now, not in a request the client times
     with LLMServer(Editor()) as server:
         yield server
 
@@ -457,7 +459,9 @@ def test_llm_failures_drop_their_rows_and_are_counted(llm: LLMServer, tmp_path):
     second = edit_ops.prompt(list(dict.fromkeys(pairs))[2:4])
     llm.faults = {second: ["malformed"] * 5}
     context = ctx(tmp_path)
-    out = run(table_of(LLM_ROWS), context, **llm_params(llm))
+    params = llm_params(llm)
+    params["llm"]["max_failures"] = 0.5  # one prompt in two may fail
+    out = run(table_of(LLM_ROWS), context, **params)
     assert out.column("caption").to_pylist() == [
         "A cat on a couch.",
         "A man riding a horse on a beach",
@@ -468,6 +472,8 @@ def test_llm_failures_drop_their_rows_and_are_counted(llm: LLMServer, tmp_path):
     record = context.extra_costs["edit_caption"]
     assert record["dropped"]["failed"] == 2 and record["failures"] == {"llm_failed": 2}
     assert context.extra_costs["llm"]["failures"] == 1
+    with pytest.raises(OpError, match=re.escape(STEP) + ": 1 of 2 LLM requests failed"):
+        run(table_of(LLM_ROWS), ctx(tmp_path), **llm_params(llm))  # max_failures 0.05
 
 
 def test_llm_answer_that_still_names_the_object_is_a_failure(llm: LLMServer, tmp_path):

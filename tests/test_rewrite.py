@@ -148,7 +148,9 @@ def test_llm_rewrites_per_distinct_caption_with_cost_and_failures(llm: LLMServer
     captions = ["a dog on a couch", "two cats", "a dog on a couch", "", "a red bus"]
     llm.faults = {"a red bus": ["wrong_fields"] * 3}
     context = ctx(tmp_path)
-    out = run(table_of(captions), context, **llm_params(llm))
+    params = llm_params(llm)
+    params["llm"]["max_failures"] = 0.5  # one prompt in three may fail
+    out = run(table_of(captions), context, **params)
     got = out.column("caption_rewrites").to_pylist()
     assert got[0] == got[2] == ["a photo of a dog on a couch", "an image of a dog on a couch"]
     assert got[1] == ["a photo of two cats", "an image of two cats"]  # the caption itself dropped
@@ -164,9 +166,13 @@ def test_llm_rewrites_per_distinct_caption_with_cost_and_failures(llm: LLMServer
 def test_llm_answer_with_too_few_rewrites_is_retried_then_failed(llm: LLMServer, tmp_path):
     llm.responder = lambda messages: json.dumps({"rewrites": ["only one"]})
     context = ctx(tmp_path)
-    out = run(table_of(["a dog"]), context, **llm_params(llm, k=2))
+    params = llm_params(llm, k=2)
+    params["llm"]["max_failures"] = 1.0
+    out = run(table_of(["a dog"]), context, **params)
     assert out.column("caption_rewrites").to_pylist() == [None]
     assert llm.calls["a dog"] == 2
+    with pytest.raises(OpError, match=re.escape(STEP) + ": 1 of 1 LLM requests failed"):
+        run(table_of(["a dog"]), ctx(tmp_path), **llm_params(llm, k=2))
 
 
 # --- pick_caption ---------------------------------------------------------------------------

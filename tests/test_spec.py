@@ -17,7 +17,7 @@ REPO = HERE.parent
 
 
 def test_corpus_is_large_enough():
-    assert len(CORPUS) >= 30
+    assert len(CORPUS) >= 80
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)

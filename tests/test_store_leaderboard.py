@@ -15,13 +15,20 @@ from benchmark.store import Store
 
 def test_stage_that_dies_leaves_nothing_finished(tmp_path: Path):
     stage = Store(tmp_path).stage("curate", {"a": 1})
-    with pytest.raises(RuntimeError), stage.build() as work:
+
+    def dies(work: Path) -> None:
         (work / "half.parquet").write_text("partial")
         raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        stage.ensure(dies)
     assert not stage.done and not stage.path.exists()
-    with stage.build() as work:
+
+    def works(work: Path) -> None:
         assert not (work / "half.parquet").exists()  # a dead run's leftovers are discarded
         (work / "out.txt").write_text("ok")
+
+    assert stage.ensure(works) == stage.path
     assert stage.done and (stage.path / "out.txt").read_text() == "ok"
     assert stage.manifest()["inputs"] == {"a": 1}
 

@@ -2,7 +2,9 @@
 
 Recall is clip_benchmark's (``recall_at_k``: an image or caption counts as found if any of its
 positives is in the top k), so numbers match its ``zeroshot_retrieval``. A Karpathy split file
-selects the ``test`` images; without one every captioned image present in the directory is used.
+(``dataset_coco.json``, ``dataset_flickr30k.json``) gives the ``test`` images with their own
+captions; without one every captioned image present in the directory is used. A split file
+whose test images the directory lacks by more than a handful is an error, not a smaller test set.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from clip_benchmark.metrics.zeroshot_retrieval import batchify, recall_at_k
 from benchmark.evaluate.zeroshot import ImageRef, encode_image_files, encode_texts
 from benchmark.models.clip import ClipBundle
 
+# Test images a split file may list that the image directory lacks (a few corrupt downloads);
+# more means the wrong directory or captions file: val2017 alone holds about one in eight of
+# COCO's Karpathy test images (val2014), and a smaller test set would pass for the real one.
+HANDFUL = 5
+# Where a Karpathy COCO image may be, by its cocoid: the 2014 layout the split file names
+# (<filepath>/<filename>), the image directory itself, or the 2017 re-split under 2017 names.
+COCO_2017_DIRS = ("val2017", "train2017", "")
+FLICKR_DIRS = ("", "flickr30k-images", "Images")
+
 
 @dataclass
 class CaptionSet:
@@ -30,7 +41,7 @@ class CaptionSet:
     skipped: Counter = field(default_factory=Counter)
 
 
-def _collect(rows: Sequence[tuple[str, str, list[str]]], images_dir: Path) -> CaptionSet:
+def _collect(rows: Sequence[tuple[str, str | Path, list[str]]], images_dir: Path) -> CaptionSet:
     """A CaptionSet from (key, file name, captions) rows; empty captions are dropped and counted."""
     out = CaptionSet()
     for key, name, captions in rows:
@@ -74,17 +85,53 @@ def load_flickr(token_file: Path, images_dir: Path) -> CaptionSet:
     return out
 
 
+def _karpathy_test(split_file: Path) -> list[dict]:
+    data = json.loads(Path(split_file).read_text(encoding="utf-8"))
+    return [im for im in data["images"] if im.get("split") == "test"]
+
+
+def _karpathy_key(image: dict) -> str:
+    return str(image["cocoid"]) if "cocoid" in image else image["filename"]
+
+
 def karpathy_test_keys(split_file: Path) -> list[str]:
     """Keys of the ``test`` images in a Karpathy split (dataset_coco.json / dataset_flickr30k.json):
-    the COCO id where the file has one, otherwise the file name. Only the selection is taken from
-    it; captions come from the captions file (COCO's Karpathy test images are all in val2014, so
-    pair dataset_coco.json with captions_val2014.json and val2014/)."""
-    data = json.loads(Path(split_file).read_text(encoding="utf-8"))
-    return [
-        str(im["cocoid"]) if "cocoid" in im else im["filename"]
-        for im in data["images"]
-        if im.get("split") == "test"
+    the COCO id where the file has one, otherwise the file name."""
+    return [_karpathy_key(im) for im in _karpathy_test(split_file)]
+
+
+def _karpathy_image(image: dict, root: Path) -> Path:
+    """The file of a Karpathy entry, relative to ``root``: a COCO image by its cocoid under
+    either year's name (val2014 images are in val2017 or train2017 since the 2017 re-split), a
+    Flickr image by file name; the split file's own path when none exists (then counted missing)."""
+    named = Path(image.get("filepath", "")) / image["filename"]
+    candidates = [named, Path(image["filename"])]
+    if "cocoid" in image:
+        candidates += [Path(d) / f"{int(image['cocoid']):012d}.jpg" for d in COCO_2017_DIRS]
+    else:
+        candidates += [Path(d) / image["filename"] for d in FLICKR_DIRS]
+    return next((c for c in candidates if (root / c).is_file()), named)
+
+
+def load_karpathy(test: Sequence[dict], root: Path) -> CaptionSet:
+    """Karpathy test entries with the captions the split file carries (``sentences[].raw``), as
+    COCO-Order and Karpathy-split retrieval use them; images are found under ``root``."""
+    rows = [
+        (_karpathy_key(im), _karpathy_image(im, root), [s.get("raw") for s in im["sentences"]])
+        for im in test
     ]
+    return _collect(rows, Path(root))
+
+
+def _check_agrees(split_file: Path, root: Path, missing: list[str], total: int) -> None:
+    """More than ``HANDFUL`` listed test images not found is a wrong directory, not a test set."""
+    if len(missing) > HANDFUL:
+        raise ValueError(
+            f"{split_file}: {len(missing)} of its {total} test images are not found under {root} "
+            f"(e.g. {', '.join(missing[:5])}); COCO images are looked up by cocoid as "
+            f"<filepath>/<filename> and as val2017/ or train2017/<12-digit id>.jpg, Flickr ones "
+            f"by file name"
+        )
 
 
 def load(root: Path, captions: Path | None = None, split_file: Path | None = None) -> CaptionSet:
@@ -93,8 +140,16 @@ def load(root: Path, captions: Path | None = None, split_file: Path | None = Non
     ``root`` is a dataset in its official layout (Flickr: ``Images/`` + ``captions.txt``; COCO:
     ``val2017/`` + ``annotations/captions_val2017.json``), or, with ``captions`` given, the
     directory holding the images (a ``.json`` captions file is COCO format, others Flickr tokens).
+    A ``split_file`` whose test entries carry ``sentences`` (Karpathy's own files do) supplies the
+    captions itself unless ``captions`` is given; either way only its test images are kept, and
+    more than ``HANDFUL`` of them missing (no captions, no file) is a ``ValueError``.
     """
     root = Path(root)
+    test = _karpathy_test(split_file) if split_file is not None else None
+    if test is not None and captions is None and all("sentences" in im for im in test):
+        out, missing = _present(load_karpathy(test, root), range(len(test)))
+        _check_agrees(split_file, root, missing, len(test))
+        return out
     if captions is not None:
         images_dir = root
     elif (root / "captions.txt").is_file() and (root / "Images").is_dir():
@@ -109,24 +164,35 @@ def load(root: Path, captions: Path | None = None, split_file: Path | None = Non
         if captions.suffix == ".json"
         else load_flickr(captions, images_dir)
     )
-    keep = range(len(data.images))
-    if split_file is not None:
-        where = {key: i for i, key in enumerate(data.keys)}
-        test = karpathy_test_keys(split_file)
-        keep = [where[k] for k in test if k in where]
-        if len(keep) < len(test):
-            data.skipped["not_in_captions"] += len(test) - len(keep)
+    if test is None:
+        return _present(data, range(len(data.images)))[0]
+    where = {key: i for i, key in enumerate(data.keys)}
+    keys = [_karpathy_key(im) for im in test]
+    keep = [where[k] for k in keys if k in where]
+    absent = [k for k in keys if k not in where]
+    if absent:
+        data.skipped["not_in_captions"] += len(absent)
+    out, missing = _present(data, keep)
+    _check_agrees(split_file, root, absent + missing, len(test))
+    return out
+
+
+def _present(data: CaptionSet, keep: Sequence[int]) -> tuple[CaptionSet, list[str]]:
+    """Rows ``keep`` of ``data`` whose image file exists and that have captions, and the keys of
+    the rows whose file does not exist."""
     out = CaptionSet(skipped=data.skipped)
+    missing = []
     for i in keep:
         if not data.images[i].is_file():
             out.skipped["missing_image"] += 1
+            missing.append(data.keys[i])
         elif not data.captions[i]:
             out.skipped["no_captions"] += 1
         else:
             out.images.append(data.images[i])
             out.keys.append(data.keys[i])
             out.captions.append(data.captions[i])
-    return out
+    return out, missing
 
 
 def recalls(

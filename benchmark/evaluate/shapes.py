@@ -4,14 +4,13 @@ from held-out scenes of the shapes world, so every negative is exactly and verif
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+from pydantic import Field
 
-from benchmark.evaluate import zeroshot
 from benchmark.evaluate.choice import choice_accuracy
 from benchmark.evaluate.registry import register
-from benchmark.models.clip import ClipBundle
 from benchmark.pools.shapes_world import (
     COLOURS,
     INVERSE,
@@ -24,6 +23,11 @@ from benchmark.pools.shapes_world import (
     render,
     sample_objects,
 )
+from benchmark.spec.numbers import Seed
+from benchmark.spec.strict import Strict
+
+if TYPE_CHECKING:
+    from benchmark.models.clip import ClipBundle
 
 EVAL_SEED = 1_000_003  # far from any pool seed: eval scenes are never pool scenes
 CLASSNAMES = [f"{c} {s}" for s in SHAPES for c in COLOURS]
@@ -36,6 +40,21 @@ TEMPLATES = [
 ]
 
 Item = tuple[tuple[Obj, ...], list[str]]  # objects, [positive, negatives...]
+
+
+class SceneParams(Strict):
+    """Options every shapes task takes: which held-out scenes, rendered how large."""
+
+    seed: Seed = Field(EVAL_SEED, description="eval scene seed (far from every pool seed)")
+    image_size: int = Field(64, ge=16, le=512, description="rendered scene size in pixels")
+
+
+class ChoiceParams(SceneParams):
+    n: int = Field(500, gt=0, description="choice sets drawn")
+
+
+class ZeroshotParams(SceneParams):
+    per_class: int = Field(20, gt=0, description="scenes per colour+shape class")
 
 
 def _objects(rng: np.random.Generator, n: int, ok: Callable[[tuple[Obj, ...]], bool]):
@@ -188,6 +207,8 @@ def _image(objs: tuple[Obj, ...], i: int, size: int):
 
 def score_choices(bundle: ClipBundle, items: list[Item], image_size: int) -> np.ndarray:
     """(items, captions) image-text similarities."""
+    import torch
+
     images = bundle.encode_images(_image(objs, i, image_size) for i, (objs, _) in enumerate(items))
     k = len(items[0][1])
     texts = bundle.encode_texts([c for _, caps in items for c in caps]).view(len(items), k, -1)
@@ -195,18 +216,17 @@ def score_choices(bundle: ClipBundle, items: list[Item], image_size: int) -> np.
 
 
 def _choice_task(task: str) -> Callable:
-    def run(bundle: ClipBundle, options: dict) -> dict:
-        n = int(options.get("n", 500))
-        items = choice_items(task, n, int(options.get("seed", EVAL_SEED)))
-        acc = choice_accuracy(score_choices(bundle, items, int(options.get("image_size", 64))))
-        return {"dataset": f"shapes/{task}", "task": "choice", "metrics": {"acc": acc}, "n": n}
+    def run(bundle: ClipBundle, p: ChoiceParams) -> dict:
+        items = choice_items(task, p.n, p.seed)
+        acc = choice_accuracy(score_choices(bundle, items, p.image_size))
+        return {"dataset": f"shapes/{task}", "task": "choice", "metrics": {"acc": acc}, "n": p.n}
 
     run.__doc__ = f"Accuracy on `{task}` choice sets: positive strictly above every negative."
     return run
 
 
 for _name in CHOICE_TASKS:
-    register(_name, "acc")(_choice_task(_name))
+    register(_name, "acc", ChoiceParams)(_choice_task(_name))
 
 
 def zeroshot_items(per_class: int, seed: int = EVAL_SEED) -> list[tuple[Obj, int]]:
@@ -220,12 +240,15 @@ def zeroshot_items(per_class: int, seed: int = EVAL_SEED) -> list[tuple[Obj, int
     return out
 
 
-@register("zeroshot", "acc1")
-def zeroshot_task(bundle: ClipBundle, options: dict) -> dict:
+@register("zeroshot", "acc1", ZeroshotParams)
+def zeroshot_task(bundle: ClipBundle, p: ZeroshotParams) -> dict:
     """Zero-shot colour+shape classification (the ImageNet analogue), clip_benchmark metrics."""
-    items = zeroshot_items(int(options.get("per_class", 20)), int(options.get("seed", EVAL_SEED)))
-    size = int(options.get("image_size", 64))
-    feats = bundle.encode_images(_image((o,), i, size) for i, (o, _) in enumerate(items))
+    import torch
+
+    from benchmark.evaluate import zeroshot
+
+    items = zeroshot_items(p.per_class, p.seed)
+    feats = bundle.encode_images(_image((o,), i, p.image_size) for i, (o, _) in enumerate(items))
     labels = torch.tensor([y for _, y in items])
     weights = zeroshot.classifier(bundle, CLASSNAMES, TEMPLATES)
     m = zeroshot.metrics(feats, labels, weights)

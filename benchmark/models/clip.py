@@ -8,16 +8,19 @@ loads any checkpoint smallcomp writes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import open_clip
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import QuickGELU
 from PIL import Image
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+from benchmark.models import trust
+from benchmark.models.clip_configs import CONFIG_DIR
+
 open_clip.add_model_config(CONFIG_DIR)
 
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -71,21 +74,56 @@ class ClipBundle:
         )
 
 
-def known_config(name: str) -> bool:
-    """True for an open_clip model config name (ours included) or a saved model directory."""
-    return name in open_clip.list_models() or Path(name).is_dir()
+def uses_quick_gelu(name: str, pretrained: str | None) -> bool:
+    """Whether config ``name`` with weights ``pretrained`` must be built with QuickGELU.
+
+    open_clip builds ``ViT-B-32`` with nn.GELU even for its ``openai`` tag (it only warns), yet
+    OpenAI's weights were trained with QuickGELU, and so was every fine-tune of them: a model
+    built by architecture name then scores differently from the one trained. So the activation
+    follows the weights: the config's own flag, the pretrained tag's, or, for a weights file
+    smallcomp saved, the config written beside it. A local copy of OpenAI's (or another
+    QuickGELU model's) weights cannot say so itself: name it with a ``-quickgelu`` config.
+    """
+    if (open_clip.get_model_config(name) or {}).get("quick_gelu"):
+        return True
+    if pretrained is None:
+        return False
+    tag = open_clip.get_pretrained_cfg(name, pretrained)
+    if tag:
+        return bool(tag.get("quick_gelu"))
+    saved = Path(pretrained).parent / CONFIG_FILE
+    return saved.is_file() and bool(
+        json.loads(saved.read_text(encoding="utf-8"))["model_cfg"].get("quick_gelu")
+    )
 
 
-def create(name: str, pretrained: str | None = None, device: str = "cpu") -> ClipBundle:
+def create(
+    name: str,
+    pretrained: str | None = None,
+    device: str = "cpu",
+    allow: Collection[str | Path | None] = (),
+) -> ClipBundle:
     """A model by open_clip config name, with weights from a path or open_clip pretrained tag.
 
     ``name`` may also be a directory smallcomp (or open_clip) saved: it holds config and weights.
+    A path in ``allow`` (the track's own model, the user's ``--allow-weights``) loads as it is;
+    any other must load without running code (``trust.check``: safetensors, code-free configs).
+    Pickled checkpoints go through torch's weights-only unpickler either way.
     """
+    trust.check("clip", name, allow)
+    trust.check("clip_weights", pretrained, allow)
     source = f"{name}:{pretrained}"
+    quick_gelu = False  # a saved directory's config says it itself
     if Path(name).is_dir():
         source, name = name, f"local-dir:{name}"
+    else:
+        quick_gelu = uses_quick_gelu(name, pretrained)
     model, _, preprocess = open_clip.create_model_and_transforms(
-        name, pretrained=pretrained, device=device
+        name,
+        pretrained=pretrained,
+        device=device,
+        weights_only=True,
+        force_quick_gelu=quick_gelu,
     )
     tokenizer = open_clip.get_tokenizer(name)
     return ClipBundle(model, preprocess, tokenizer, device, source)
@@ -101,6 +139,8 @@ def save(model: torch.nn.Module, model_name: str, out_dir: Path) -> None:
     cfg = open_clip.get_model_config(model_name)
     if cfg is None:
         raise KeyError(f"unknown open_clip model config '{model_name}'")
+    if any(isinstance(m, QuickGELU) for m in model.modules()):
+        cfg = {**cfg, "quick_gelu": True}  # built so from its weights: it must load so again
     visual = model.visual
     preprocess_cfg = {
         "mean": list(getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN),

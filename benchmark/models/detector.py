@@ -14,10 +14,11 @@ default ``runs/``.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from benchmark.models.trust import UnsafeModel, check
+
 if TYPE_CHECKING:
     from ultralytics import YOLO
 
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 # fetches them from GitHub when missing: a local stand-in (matplotlib's DejaVu Sans, only ever
 # drawn on plots) keeps training and validation offline.
 _FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
+# Layer classes that fetch weights of their own (torchvision's model zoo): never from a recipe.
+_FETCHING = frozenset({"TorchVision"})
 
 
 def _ultralytics() -> ModuleType:
@@ -89,12 +94,22 @@ class Detector:
     or ultralytics name (which ultralytics downloads on first use: never in tests).
 
     ``imgsz`` is the side images are letterboxed to: 64 for the shapes world, 640 for photos.
+    ``.pt`` weights are pickles, which run any code they hold when loaded: they load only from a
+    path in ``allow`` (the track's own detector, the user's ``--allow-weights``); any other model
+    must be a yaml that builds without running code (``check_config``).
     """
 
-    def __init__(self, model: str | Path, device: str = "cpu", imgsz: int = 640) -> None:
+    def __init__(
+        self,
+        model: str | Path,
+        device: str = "cpu",
+        imgsz: int = 640,
+        allow: Collection[str | Path] = (),
+    ) -> None:
         if (isinstance(model, Path) or os.sep in model) and not Path(model).exists():
             # ultralytics would take a missing file for a model name and try to download it.
             raise FileNotFoundError(f"no detector weights at {model}")
+        check("detector", str(model), allow)
         self.model = _ultralytics().YOLO(str(model))
         self.device = device
         self.imgsz = imgsz
@@ -148,6 +163,75 @@ class Detector:
             Detection(result.names[c], tuple(b), conf, poly)
             for b, conf, c, poly in zip(xyxy, confs, classes, polygons, strict=True)
         ]
+
+
+def check_config(model: str) -> None:
+    """Refuse a model yaml that would run code while ultralytics builds it: ultralytics passes its
+    ``activation`` to ``eval`` and calls whatever name of its module namespace a layer gives, so a
+    yaml could name a function that unpickles a file, or a whole model that reads another yaml.
+    The yaml is resolved as ``YOLO()`` resolves it (a local file first, then ultralytics' own
+    configs); only ``nn.<Layer>(literals)`` activations and torch layer classes pass."""
+    _ultralytics()
+    from ultralytics.nn import tasks
+
+    try:
+        config = tasks.yaml_model_load(model)
+        layers = list(config["backbone"]) + list(config["head"])
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise UnsafeModel(f"{model} is not a readable model yaml ({e})") from None
+    activation = config.get("activation")
+    if activation is not None and not _is_activation(activation):
+        raise UnsafeModel(f"{model}: activation {activation!r} is not nn.<Layer>(literal args)")
+    for layer in layers:
+        module = layer[2] if isinstance(layer, list) and len(layer) == 4 else None
+        if not _is_layer(module, vars(tasks)):
+            raise UnsafeModel(f"{model}: layer module {module!r} is not a torch layer class")
+
+
+def _is_layer(name: object, namespace: dict) -> bool:
+    """Resolved as ultralytics' ``parse_model`` resolves it; whole models are not layers."""
+    import torch
+
+    if not isinstance(name, str):
+        return False
+    if name.startswith("nn."):
+        obj = getattr(torch.nn, name[3:], None)
+    elif name.startswith("torchvision.ops."):
+        import torchvision.ops
+
+        obj = getattr(torchvision.ops, name[16:], None)
+    else:
+        obj = namespace.get(name)
+    return (
+        isinstance(obj, type)
+        and issubclass(obj, torch.nn.Module)
+        and not issubclass(obj, namespace["BaseModel"])
+        and obj.__name__ not in _FETCHING
+    )
+
+
+def _is_activation(spec: object) -> bool:
+    """``nn.<Layer>(...)`` or ``torch.nn.<Layer>(...)`` with constant arguments only."""
+    import torch
+
+    try:
+        call = ast.parse(spec, mode="eval").body
+    except (SyntaxError, TypeError, ValueError):
+        return False
+    if not isinstance(call, ast.Call):
+        return False
+    if not all(
+        isinstance(a, ast.Constant) for a in [*call.args, *(k.value for k in call.keywords)]
+    ):
+        return False
+    chain, node = [], call.func
+    while isinstance(node, ast.Attribute):
+        chain.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or [*chain[1:], node.id] not in (["nn"], ["nn", "torch"]):
+        return False
+    layer = getattr(torch.nn, chain[0], None)
+    return isinstance(layer, type) and issubclass(layer, torch.nn.Module)
 
 
 def train_detector(

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from benchmark.models import trust
 from benchmark.pools import shapes_world as world
 
 if TYPE_CHECKING:  # diffusers and transformers load in seconds: only the diffusion path pays
@@ -190,17 +191,26 @@ class DiffusionInpainter:
 
     @cached_property
     def pipeline(self) -> DiffusionPipeline:
-        """Loaded on first use, so building the object (in a recipe check) costs nothing."""
-        import torch
-        from diffusers import AutoPipelineForInpainting
+        """Loaded on first use, so building the object (in a recipe check) costs nothing.
 
+        A recipe names the pipeline, so it must load without running code: a hub id is fetched
+        first and checked like a local directory (``trust.pipeline_dir``), and diffusers is told
+        to load safetensors only and no code of the repository's own."""
+        import torch
+        from diffusers import AutoPipelineForInpainting, DiffusionPipeline
+
+        safe = {"use_safetensors": True, "trust_remote_code": False}
+        folder = self.model
+        if not Path(folder).is_dir():
+            folder = DiffusionPipeline.download(folder, **safe)
+        trust.pipeline_dir(Path(folder))
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype]
         extra = {}
-        if "safety_checker" in AutoPipelineForInpainting.load_config(self.model):
+        if "safety_checker" in AutoPipelineForInpainting.load_config(folder):
             extra = {"safety_checker": None, "requires_safety_checker": False}
         # ``torch_dtype``, not its new name ``dtype``: diffusers from before the rename (0.42 has
         # it) would ignore ``dtype`` with only a warning, and the project allows diffusers>=0.30.
-        pipe = AutoPipelineForInpainting.from_pretrained(self.model, torch_dtype=dtype, **extra)
+        pipe = AutoPipelineForInpainting.from_pretrained(folder, torch_dtype=dtype, **safe, **extra)
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(self.device)
 

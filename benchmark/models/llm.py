@@ -32,13 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import reduce
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import openai
-from openai import OpenAI
-from openai.lib._pydantic import to_strict_json_schema  # the client's own strict-schema rewrite
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from benchmark.spec.numbers import Seed
+
+if TYPE_CHECKING:  # the client loads when a backend is made: recipes validate without it
+    from openai.types.chat import ChatCompletion
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})
 class Price(BaseModel):
     """USD per one million tokens."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
@@ -70,24 +71,27 @@ DEFAULT_PRICES: dict[str, Price] = {
 class LLMConfig(BaseModel):
     """How a recipe step talks to an LLM. Recipes embed this, so unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str = "gpt-4o-mini"
     base_url: str | None = None  # None: the client's default (api.openai.com or OPENAI_BASE_URL)
     api_key_env: str = "OPENAI_API_KEY"
     mode: Literal["chat", "batch"] = "chat"
-    max_concurrency: int = Field(8, ge=1)
+    max_concurrency: int = Field(8, ge=1, le=1024)
     requests_per_minute: float | None = Field(None, gt=0)
-    max_retries: int = Field(3, ge=0)
-    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=100)  # backoff doubles per retry
+    # Fraction of a step's prompts that may still fail after their retries; above it the step
+    # fails (see ``check_failures``).
+    max_failures: float = Field(0.05, ge=0, le=1)
+    timeout_s: float = Field(60.0, gt=0, le=3600)
     temperature: float = Field(0.0, ge=0, le=2)
-    seed: int | None = 0
+    seed: Seed | None = 0
     cache_dir: Path | None = None
     prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     batch_discount: float = Field(0.5, ge=0, le=1)  # fraction taken off the price in batch mode
-    retry_base_s: float = Field(1.0, ge=0)
-    retry_max_s: float = Field(60.0, ge=0)
-    batch_poll_s: float = Field(30.0, ge=0)
+    retry_base_s: float = Field(1.0, ge=0, le=3600)
+    retry_max_s: float = Field(60.0, ge=0, le=3600)
+    batch_poll_s: float = Field(30.0, ge=0, le=3600)
     batch_max_requests: int = Field(50_000, ge=1)  # the Batch API's per-file limit
 
     @model_validator(mode="after")
@@ -318,6 +322,8 @@ def _json_type(schema: dict[str, Any], name: str) -> Any:
 
 
 def _response_format(schema: type[BaseModel]) -> dict[str, Any]:
+    from openai.lib._pydantic import to_strict_json_schema  # the client's own strict rewrite
+
     name = re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64]
     return {
         "type": "json_schema",
@@ -333,6 +339,8 @@ class LLMBackend:
     """
 
     def __init__(self, config: LLMConfig) -> None:
+        from openai import OpenAI
+
         self.config = config
         self.usage = Usage()
         key = os.environ.get(config.api_key_env)
@@ -444,6 +452,8 @@ class LLMBackend:
         self, key: str, body: dict[str, Any], o: _Outcome, schema: type[BaseModel]
     ) -> _Outcome:
         """Send until valid or out of attempts; ``o`` may carry a failed batch attempt."""
+        import openai
+
         while o.value is None and not o.final and o.attempts <= self.config.max_retries:
             if o.attempts:
                 self._count(retries=1)
@@ -595,6 +605,8 @@ class LLMBackend:
     def _batch_line(
         self, key: str, line: dict[str, Any], o: _Outcome, schema: type[BaseModel]
     ) -> None:
+        from openai.types.chat import ChatCompletion
+
         response = line.get("response") or {}
         status = response.get("status_code")
         if status == 200:
@@ -630,6 +642,8 @@ class LLMBackend:
     def _control(self, call: Callable[[], T], what: str) -> T:
         """A Batch/Files API call, retried on transient errors; anything else is fatal, since
         guessing could submit the same batch twice."""
+        import openai
+
         for attempt in range(self.config.max_retries + 1):
             if attempt:
                 time.sleep(self._backoff(attempt))
@@ -642,6 +656,22 @@ class LLMBackend:
             except openai.APIConnectionError as e:
                 status, reason = None, f"connection error: {e}"
         raise LLMError(self._redact(f"{what} failed: {reason}"), status) from None
+
+
+def check_failures(results: list[LLMResult], max_failures: float) -> None:
+    """Raise LLMError when more than ``max_failures`` of ``results`` failed.
+
+    A step that carried on would finish with nulls where the answers belong, and a finished
+    step is what a rerun reuses, so an outage would be baked into the curated table. Failing
+    leaves nothing finished; failed answers are never cached, so the rerun asks only for them.
+    """
+    failed = [r for r in results if r.status == "failed"]
+    if len(failed) > max_failures * len(results):
+        first = " ".join((failed[0].reason or "").split())  # the error stays one line
+        raise LLMError(
+            f"{len(failed)} of {len(results)} LLM requests failed after retries (more than "
+            f"max_failures {max_failures:g}); first: {first}"
+        )
 
 
 def _retryable(status: int) -> bool:

@@ -7,13 +7,18 @@ are the batches (the trainer drops an epoch's remainder).
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import torch
 from pydantic import Field
 
+from benchmark.ops.context import OpError
 from benchmark.ops.registry import Params, register
+from benchmark.spec.numbers import Seed
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Paired(Params):
@@ -28,7 +33,10 @@ def group_keys(table: pa.Table, column: str) -> list[str]:
     (no parent) and the rows generated from it (parent = its uid) form one group."""
     for needed in ("uid", column):
         if needed not in table.column_names:
-            raise ValueError(f"sampler 'paired' needs column '{needed}'")
+            raise OpError(
+                f"sampler (paired): column '{needed}' missing; add the step that writes it "
+                "(a generate step writes parent_uid) or choose another sampler"
+            )
     uids = table.column("uid").to_pylist()
     values = table.column(column).to_pylist()
     return [u if v is None else str(v) for u, v in zip(uids, values, strict=True)]
@@ -86,12 +94,14 @@ class Clustered(Params):
     column: str = Field("embedding", description="float list column to cluster")
     cluster_column: str = Field("cluster", description="int column used as is when present")
     iterations: int = Field(25, ge=1, le=1000)
-    seed: int = Field(0, description="k-means initialisation (the same clusters every epoch)")
+    seed: Seed = Field(0, description="k-means initialisation (the same clusters every epoch)")
 
 
 def kmeans(x: torch.Tensor, k: int, iterations: int, seed: int) -> np.ndarray:
     """Cluster labels by Lloyd's algorithm from a k-means++ start, seeded (no faiss: a second
     OpenMP runtime in the process slows the training that follows several-fold)."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     k = min(k, len(x))
     centres = x[torch.randint(len(x), (1,), generator=g)]
@@ -115,13 +125,15 @@ def kmeans(x: torch.Tensor, k: int, iterations: int, seed: int) -> np.ndarray:
 
 
 def cluster_labels(table: pa.Table, p: Clustered) -> np.ndarray:
+    import torch
+
     if p.cluster_column in table.column_names:
         values = table.column(p.cluster_column).to_pylist()
         return np.array([-1 if v is None else int(v) for v in values], dtype=np.int64)
     if p.column not in table.column_names:
-        raise ValueError(
-            f"sampler 'clustered' needs column '{p.cluster_column}' (cluster ids) or "
-            f"'{p.column}' (embeddings to cluster)"
+        raise OpError(
+            f"sampler (clustered): column '{p.cluster_column}' (cluster ids) or '{p.column}' "
+            "(embeddings to cluster) missing; add the step that writes one"
         )
     rows = table.column(p.column).to_pylist()
     labels = np.full(len(rows), -1, dtype=np.int64)  # unreadable images: a cluster of their own

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from benchmark.models import clip
+from benchmark.models.trust import ClipModel, ClipWeights
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
+
+if TYPE_CHECKING:
+    from benchmark.models import clip
 
 
 class ClipScore(Params):
     threshold: float | None = Field(None, ge=-1, le=1, description="keep score >= threshold")
-    fraction: float | None = Field(None, gt=0, le=1, description="keep this top fraction")
-    model: str | None = Field(None, description="open_clip name or saved dir; default: track's")
-    pretrained: str | None = Field(None, description="checkpoint path or open_clip tag")
+    fraction: float | None = Field(
+        None, gt=0, le=1, description="keep this top fraction (DataComp's cut: ties at it kept)"
+    )
+    model: ClipModel = Field(None, description="open_clip name or saved dir; default: track's")
+    pretrained: ClipWeights = Field(None, description="safetensors path or open_clip tag")
     batch_size: int = Field(256, ge=1)
 
     @model_validator(mode="after")
@@ -41,13 +48,29 @@ def scores(
     return out
 
 
+def fraction_threshold(s: np.ndarray, fraction: float) -> float:
+    """The score a top ``fraction`` keeps down to, by DataComp's rule (baselines/apply_filter.py,
+    ``get_threshold``): the score at index ``int(N * fraction)`` of the scores sorted from high to
+    low. Keeping every score >= it keeps that row too, so at least ``int(N * fraction) + 1`` rows,
+    and every row tied with it. At ``fraction`` 1 the index is past the end (DataComp would fail
+    there); the lowest score is the cut instead."""
+    if not len(s):
+        return np.inf
+    descending = np.sort(s)[::-1]
+    return float(descending[min(int(len(s) * fraction), len(s) - 1)])
+
+
 @register("clip_score", "filter", ClipScore)
 def clip_score(table: pa.Table, p: ClipScore, ctx: StepContext) -> pa.Table:
     """Score every sample with a reference CLIP (the track's, or one named here) and keep those
-    above a threshold or the top fraction (DataComp's CLIP score filter); adds ``clip_score``."""
+    above a threshold or the top fraction (DataComp's CLIP score filter); adds ``clip_score``.
+    A fraction is turned into a threshold as DataComp does (``fraction_threshold``), so ties at the
+    cut are all kept; unreadable images score -inf and are dropped wherever the cut falls."""
+    from benchmark.models import clip
+
     ctx.require(table, "image", "caption")
     if p.model is not None:
-        bundle = clip.create(p.model, p.pretrained, ctx.device)
+        bundle = clip.create(p.model, p.pretrained, ctx.device, ctx.allow_weights)
     elif ctx.reference is not None:
         bundle = ctx.reference()
     else:
@@ -55,11 +78,7 @@ def clip_score(table: pa.Table, p: ClipScore, ctx: StepContext) -> pa.Table:
     s = scores(table, bundle, ctx, p.batch_size)
     table = table.append_column("clip_score", pa.array(s))
     if p.fraction is not None:
-        k = int(round(p.fraction * table.num_rows))
-        order = np.argsort(-s, kind="stable")
-        keep = np.zeros(len(s), dtype=bool)
-        keep[order[:k]] = True
-        keep &= np.isfinite(s)
+        keep = (s >= fraction_threshold(s, p.fraction)) & np.isfinite(s)
     elif p.threshold is not None:
         keep = s >= p.threshold
     else:

@@ -15,7 +15,9 @@ from benchmark.pools.shards import ShardReader
 
 
 class OpError(Exception):
-    """A step cannot run on this table; the message names the step (CLI exit 2)."""
+    """A step cannot run on this table; the message names the step (CLI exit 2). Samplers and
+    the trainer, which get no StepContext, name their part (``sampler (paired): ...``) and the
+    runner prefixes the recipe's file."""
 
 
 @dataclass
@@ -30,7 +32,9 @@ class StepContext:
     reference: Callable[[], object] | None = None  # lazily builds the track's reference CLIP
     detector: Callable[[], str] | None = None  # lazily trains/finds the track's detector weights
     store_root: Path | None = None  # where generate steps keep their shards (``generated/``)
+    allow_weights: tuple[str, ...] = ()  # pickled weights the user allowed (``--allow-weights``)
     samples_processed: int = 0
+    unreadable: int = 0  # images iter_images could not read, reported with the step
     extra_costs: dict = field(default_factory=dict)
 
     def fail(self, message: str) -> OpError:
@@ -57,6 +61,7 @@ class StepContext:
                     images.append(self.reader.read_image(r))
                 except (OSError, ValueError, Image.DecompressionBombError):
                     images.append(None)
+                    self.unreadable += 1
             self.samples_processed += len(chunk)
             bar.update(len(chunk))
             yield np.arange(start, start + len(chunk)), images

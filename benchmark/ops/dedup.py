@@ -6,7 +6,6 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import torch
 from PIL import Image
 from pydantic import Field
 
@@ -37,6 +36,8 @@ def first_of_groups(
     Exact all-pairs search in chunks with torch (no faiss here: a second OpenMP runtime in the
     process slows the training that follows several-fold on a small CPU).
     """
+    import torch
+
     x = torch.from_numpy(sigs)
     keep = np.ones(len(sigs), dtype=bool)
     for start in range(0, len(sigs), chunk):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 from pydantic import Field
 
+from benchmark.models.trust import DetectorModel
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
 
@@ -22,8 +23,10 @@ DETECTION = pa.struct(
 
 
 class Detect(Params):
-    model: str | None = Field(
-        None, description="YOLO weights path, model yaml (random init) or name; default: track's"
+    model: DetectorModel = Field(
+        None,
+        description="YOLO model yaml (random init), or weights the user allowed "
+        "(--allow-weights); default: track's",
     )
     classes: dict[str, str] = Field(
         {}, description="detector class name -> caption keyword, where the two differ"
@@ -58,7 +61,9 @@ def detect(table: pa.Table, p: Detect, ctx: StepContext) -> pa.Table:
     if p.model is None and ctx.detector is None:
         raise ctx.fail("the track has no detector; name one with 'model'")
     model = p.model if p.model is not None else ctx.detector()
-    detector = Detector(model, device=ctx.device, imgsz=p.imgsz)
+    # The track's detector is the benchmark's own; a recipe's loads only if the user allowed it.
+    allow = ctx.allow_weights if p.model is not None else (model,)
+    detector = Detector(model, device=ctx.device, imgsz=p.imgsz, allow=allow)
     keywords = table.column("keywords").to_pylist()
     todo = [i for i, k in enumerate(keywords) if k]
     out: list[list[dict] | None] = [None] * table.num_rows

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field, create_model, model_validator
 
-from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest
+from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, check_failures
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
 from benchmark.text.removal import absence_caption, remove_object, replace_object
@@ -98,10 +98,6 @@ def _llm(
     prompt. A failed request, or a "removed" caption that still names the object (by the
     offline vocabulary: the edit would contradict its image), is a failure, counted in
     ``reasons``."""
-    try:
-        backend = LLMBackend(p.llm)
-    except LLMError as e:
-        raise ctx.fail(str(e)) from None
     unique = list(dict.fromkeys(pairs))
     size = p.captions_per_request
     chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
@@ -110,9 +106,14 @@ def _llm(
     for k, chunk in enumerate(chunks):
         by_size.setdefault(len(chunk), []).append(k)
     results = {}
-    for n, ks in by_size.items():
-        answers = backend.complete_json([requests[k] for k in ks], answer_model(n))
-        results.update(zip(ks, answers, strict=True))
+    try:
+        backend = LLMBackend(p.llm)
+        for n, ks in by_size.items():
+            answers = backend.complete_json([requests[k] for k in ks], answer_model(n))
+            results.update(zip(ks, answers, strict=True))
+        check_failures(list(results.values()), p.llm.max_failures)
+    except LLMError as e:
+        raise ctx.fail(str(e)) from None
     ctx.extra_costs["llm"] = backend.usage.as_dict()
     vocab = vocabulary(p.vocabulary)
     edits: dict[tuple[str, str], tuple[str | None, Edit]] = {}
@@ -155,8 +156,8 @@ def edit_caption(table: pa.Table, p: EditCaption, ctx: StepContext) -> pa.Table:
     ``llm`` asks an LLM for the removal edit, ``captions_per_request`` captions per prompt, with
     validated JSON answers; rows whose request failed after retries, or whose "removed"
     caption still names the object, are dropped: the parent caption would describe an image
-    that no longer exists. Counts of each outcome, and the LLM's tokens and cost, go to the
-    step's record."""
+    that no longer exists (more than ``llm.max_failures`` of the requests failing fails the
+    step). Counts of each outcome, and the LLM's tokens and cost, go to the step's record."""
     ctx.require(table, "caption", "removed")
     removed = table.column("removed").to_pylist()
     added = (

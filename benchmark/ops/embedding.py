@@ -3,13 +3,18 @@ filtering and nearest-neighbour pairing all read, so a recipe pays for the image
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from benchmark.models import clip
+from benchmark.models.trust import ClipModel, ClipWeights
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
+
+if TYPE_CHECKING:
+    from benchmark.models import clip
 
 COLUMN = "embedding"
 # Field metadata naming the model behind the column: a later step asking for another model must
@@ -19,8 +24,8 @@ REFERENCE = "reference"
 
 
 class Embed(Params):
-    model: str | None = Field(None, description="open_clip name or saved dir; default: track's")
-    pretrained: str | None = Field(None, description="checkpoint path or open_clip tag")
+    model: ClipModel = Field(None, description="open_clip name or saved dir; default: track's")
+    pretrained: ClipWeights = Field(None, description="safetensors path or open_clip tag")
     batch_size: int = Field(256, ge=1)
 
 
@@ -31,8 +36,10 @@ def source(model: str | None, pretrained: str | None) -> str:
 
 def bundle(model: str | None, pretrained: str | None, ctx: StepContext) -> clip.ClipBundle:
     """The model a step names, else the track's reference (built once per run, on first use)."""
+    from benchmark.models import clip
+
     if model is not None:
-        return clip.create(model, pretrained, ctx.device)
+        return clip.create(model, pretrained, ctx.device, ctx.allow_weights)
     if ctx.reference is None:
         raise ctx.fail("the track has no reference model; name one with 'model'")
     return ctx.reference()

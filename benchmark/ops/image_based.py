@@ -5,19 +5,24 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import torch
 from PIL import Image
 from pydantic import Field
 
 from benchmark.evaluate.shapes import CLASSNAMES
+from benchmark.models.trust import ClipModel, ClipWeights
 from benchmark.ops.batching import kmeans
 from benchmark.ops.context import StepContext
 from benchmark.ops.embedding import bundle, image_embeddings
 from benchmark.ops.registry import Params, register
 from benchmark.pools.shapes_world import CANVAS, Obj, Scene, render, sample_objects
+from benchmark.spec.numbers import Seed
+
+if TYPE_CHECKING:
+    import torch
 
 SHAPES_TARGETS = "shapes"
 # Keeps the rendered targets apart from the eval suite's zero-shot scenes, which are drawn from
@@ -35,10 +40,10 @@ class ImageBased(Params):
     )
     per_class: int = Field(5, ge=1, le=10_000, description="target images per class")
     iterations: int = Field(25, ge=1, le=1000, description="k-means iterations")
-    seed: int = Field(0, description="k-means start, rendered targets and folder subsampling")
+    seed: Seed = Field(0, description="k-means start, rendered targets and folder subsampling")
     batch_size: int = Field(256, ge=1)
-    model: str | None = Field(None, description="open_clip name or saved dir; default: track's")
-    pretrained: str | None = Field(None, description="checkpoint path or open_clip tag")
+    model: ClipModel = Field(None, description="open_clip name or saved dir; default: track's")
+    pretrained: ClipWeights = Field(None, description="safetensors path or open_clip tag")
 
 
 def shapes_targets(per_class: int, seed: int, size: int) -> Iterator[Image.Image]:
@@ -77,6 +82,8 @@ def _pool_image_size(table: pa.Table) -> int:
 
 def centroids(x: torch.Tensor, labels: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
     """(cluster ids that have members, their mean embeddings)."""
+    import torch
+
     ids, inverse = np.unique(labels, return_inverse=True)
     index = torch.from_numpy(inverse)
     sums = torch.zeros(len(ids), x.shape[1]).index_add_(0, index, x)
@@ -84,16 +91,28 @@ def centroids(x: torch.Tensor, labels: np.ndarray) -> tuple[np.ndarray, torch.Te
     return ids, sums / counts
 
 
+def nearest_centre(x: torch.Tensor, centres: torch.Tensor) -> np.ndarray:
+    """Each row's centre by DataComp's rule (baselines/apply_filter.py, ``get_centroid_ids_gpu``):
+    the largest inner product with the centroids as k-means left them, not normalised. Means of
+    unit vectors are shorter the more spread their cluster, so this is not the nearest centre by
+    distance: a tight cluster's long centroid wins rows that lie nearer a loose one."""
+    return (x @ centres.T).argmax(dim=1).numpy()
+
+
 @register("image_based", "filter", ImageBased)
 def image_based(table: pa.Table, p: ImageBased, ctx: StepContext) -> pa.Table:
     """DataComp's image-based filter (Gadre et al. 2023): cluster the pool's reference-CLIP image
     embeddings by k-means, embed images of the target classes, and keep the samples in every
     cluster that is the nearest cluster of at least one target image, so training images look
-    like the concepts the evaluation asks about. Targets are ``shapes`` (clean renders of the
-    shapes world's zero-shot classes, seeded apart from the eval scenes) or an ImageFolder
-    directory (ImageNet's train split in DataComp). Unreadable images are dropped. Clusters kept
-    go to the step's record. k-means is torch's, not faiss: a second OpenMP runtime in the
-    process slows the training that follows several-fold."""
+    like the concepts the evaluation asks about. As in DataComp, pool rows and targets are both
+    assigned to the centroid with the largest inner product (``nearest_centre``), so a pool row
+    can belong to another cluster than the one k-means gave it. Targets are ``shapes`` (clean
+    renders of the shapes world's zero-shot classes, seeded apart from the eval scenes) or an
+    ImageFolder directory (ImageNet's train split in DataComp). Unreadable images are dropped.
+    Clusters kept go to the step's record. k-means is torch's, not faiss: a second OpenMP
+    runtime in the process slows the training that follows several-fold."""
+    import torch
+
     folder = None
     if p.targets != SHAPES_TARGETS:  # a wrong path fails before the pool is embedded
         folder = Path(os.path.expandvars(os.path.expanduser(p.targets)))
@@ -115,8 +134,8 @@ def image_based(table: pa.Table, p: ImageBased, ctx: StepContext) -> pa.Table:
         targets = bundle(p.model, p.pretrained, ctx).encode_images(images, p.batch_size)
         if not len(targets):
             raise ctx.fail(f"targets: no readable images in <class>/ folders under {folder}")
-        kept = np.unique(ids[torch.cdist(targets, centres).argmin(dim=1).numpy()])
-        keep[readable[np.isin(labels, kept)]] = True
+        kept = np.unique(nearest_centre(targets, centres))
+        keep[readable[np.isin(nearest_centre(x, centres), kept)]] = True
         record = {"clusters": len(ids), "clusters_kept": len(kept), "target_images": len(targets)}
     ctx.extra_costs["image_based"] = record
     return table.filter(pa.array(keep))

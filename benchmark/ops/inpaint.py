@@ -13,9 +13,11 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 from tqdm import tqdm
 
+from benchmark.models.trust import PipelineModel
 from benchmark.ops.context import StepContext
 from benchmark.ops.generated import GeneratedStore, row_key
 from benchmark.ops.registry import Params, register
+from benchmark.spec.numbers import Seed
 from benchmark.store import digest
 from benchmark.text.seeding import sample_rng
 from benchmark.text.vocabulary import categories, vocabulary
@@ -32,7 +34,9 @@ GENERATED = {
 class _Painting(Params):
     """What every fill shares: the diffusion settings, the mask, batching and the seed."""
 
-    model: str | None = Field(None, description="diffusion: hub id or local pipeline directory")
+    model: PipelineModel = Field(
+        None, description="diffusion: hub id or local pipeline directory (safetensors)"
+    )
     steps: int = Field(30, ge=1, description="diffusion: denoising steps")
     guidance: float = Field(7.5, ge=0, description="diffusion: classifier-free guidance")
     strength: float = Field(1.0, gt=0, le=1, description="diffusion: noise strength")
@@ -45,7 +49,7 @@ class _Painting(Params):
     per_sample: int = Field(1, ge=1, le=4, description="edits per sample (different objects)")
     batch_size: int = Field(8, ge=1)
     chunk_size: int = Field(256, ge=1, description="edits per stored chunk (resume granularity)")
-    seed: int = 0
+    seed: Seed = 0
 
 
 class Inpaint(_Painting):

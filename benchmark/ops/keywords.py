@@ -9,10 +9,10 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field, create_model, model_validator
 
-from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest
+from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, check_failures
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
-from benchmark.text.noun_classes import caption_classes
+from benchmark.text.noun_classes import caption_classes, datacomp_classes
 from benchmark.text.vocabulary import categories, vocabulary
 from benchmark.text.wordnet import WordNetMissing
 
@@ -70,10 +70,6 @@ def _llm_keywords(
     captions: list[str], names: tuple[str, ...], p: Keywords, ctx: StepContext
 ) -> list[list[str] | None]:
     """Keywords per caption, None where the LLM gave no valid answer after its retries."""
-    try:
-        backend = LLMBackend(p.llm)
-    except LLMError as e:
-        raise ctx.fail(str(e)) from None
     system = SYSTEM.format(names=", ".join(names))
     size = p.captions_per_request
     chunks = [captions[i : i + size] for i in range(0, len(captions), size)]
@@ -82,9 +78,14 @@ def _llm_keywords(
     for k, chunk in enumerate(chunks):
         by_size.setdefault(len(chunk), []).append(k)
     results = {}
-    for n, ks in by_size.items():
-        answers = backend.complete_json([requests[k] for k in ks], answer_model(names, n))
-        results.update(zip(ks, answers, strict=True))
+    try:
+        backend = LLMBackend(p.llm)
+        for n, ks in by_size.items():
+            answers = backend.complete_json([requests[k] for k in ks], answer_model(names, n))
+            results.update(zip(ks, answers, strict=True))
+        check_failures(list(results.values()), p.llm.max_failures)
+    except LLMError as e:
+        raise ctx.fail(str(e)) from None
     out: list[list[str] | None] = []
     for k, chunk in enumerate(chunks):
         if results[k].status != "ok":
@@ -104,7 +105,8 @@ def keywords(table: pa.Table, p: Keywords, ctx: StepContext) -> pa.Table:
     matches curated synonym lists (plurals, multiword names, "hot dog" is no dog; about 0.95
     precision on COCO captions vs instance labels); ``llm`` asks an LLM,
     ``captions_per_request`` captions per prompt, with validated JSON answers; a caption whose
-    request still failed after retries gets null, and tokens and cost go to the step's record."""
+    request still failed after retries gets null (more than ``llm.max_failures`` of the
+    requests failing fails the step), and tokens and cost go to the step's record."""
     ctx.require(table, "caption")
     captions = [c or "" for c in table.column("caption").to_pylist()]
     ctx.samples_processed += len(captions)
@@ -117,25 +119,44 @@ def keywords(table: pa.Table, p: Keywords, ctx: StepContext) -> pa.Table:
 
 
 class TextBased(Params):
-    classes: Literal["imagenet", "coco", "shapes"] = Field(
-        "imagenet", description="ImageNet-1k classes, COCO's 80 categories, or the shapes"
+    classes: Literal["imagenet21k", "imagenet", "coco", "shapes"] = Field(
+        "imagenet21k",
+        description="ImageNet-21k (DataComp's), ImageNet-1k, COCO's 80 categories, or the shapes",
+    )
+    match: Literal["datacomp", "nouns"] = Field(
+        "datacomp",
+        description="DataComp's rule (whitespace tokens, first sense of any part of speech) or "
+        "smallcomp's noun matcher (words without punctuation, two-word names, hypernym depth)",
     )
     depth: int = Field(
         0, ge=0, le=6, description="also match caption nouns this many hypernym levels below"
     )
 
+    @model_validator(mode="after")
+    def _depth_needs_nouns(self) -> TextBased:
+        if self.depth and self.match != "nouns":
+            raise ValueError("depth is part of the noun matcher: set match: nouns")
+        return self
+
 
 @register("text_based", "filter", TextBased)
 def text_based(table: pa.Table, p: TextBased, ctx: StepContext) -> pa.Table:
-    """DataComp's text-based filter: keep a sample when a caption noun's most likely WordNet
-    sense (lemmatised) is one of the track's target classes, so training text is about the
-    concepts the evaluation asks for. Adds ``text_classes`` (the classes matched). Needs the
-    WordNet 3.0 database (apt-get install wordnet-base)."""
+    """DataComp's text-based filter: keep a sample when a caption word's most likely WordNet
+    sense (lemmatised) is one of the target classes, so training text is about the concepts the
+    evaluation asks for. ``match: datacomp`` (the default) is DataComp's exact rule over
+    whitespace tokens as written ("dog." names nothing); ``nouns`` is smallcomp's matcher, which
+    strips punctuation, looks at noun senses only and matches two-word and hyphenated names
+    whole (benchmark/text/noun_classes.py says how they differ). Adds ``text_classes`` (the
+    classes matched; ImageNet-21k ones by wnid). Needs the WordNet 3.0 database (apt-get install
+    wordnet-base)."""
     ctx.require(table, "caption")
     captions = [c or "" for c in table.column("caption").to_pylist()]
     ctx.samples_processed += len(captions)
     try:
-        found = [caption_classes(c, p.classes, p.depth) for c in captions]
+        if p.match == "datacomp":
+            found = [datacomp_classes(c, p.classes) for c in captions]
+        else:
+            found = [caption_classes(c, p.classes, p.depth) for c in captions]
     except WordNetMissing as e:
         raise ctx.fail(str(e)) from None
     table = table.append_column("text_classes", pa.array(found, pa.list_(pa.string())))

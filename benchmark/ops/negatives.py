@@ -10,6 +10,7 @@ from pydantic import Field
 from benchmark.evaluate import aro
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
+from benchmark.spec.numbers import Seed
 from benchmark.text.seeding import sample_rng
 from benchmark.text.swaps import KINDS, Kind, Tagged, english_candidates, pick, shapes_candidates
 from benchmark.text.vocabulary import coco
@@ -30,7 +31,7 @@ class HardNegatives(Params):
     tagger: Literal["auto", "spacy", "rules"] = Field(
         "auto", description="English nouns/adjectives from spaCy's tags (auto: when installed)"
     )
-    seed: int = Field(0, description="negatives are a function of (seed, uid, caption)")
+    seed: Seed = Field(0, description="negatives are a function of (seed, uid, caption)")
 
 
 def _tags(captions: list[str], p: HardNegatives, ctx: StepContext) -> list[Tagged] | None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
-import torch
 from pydantic import Field
 
+from benchmark.models.trust import ClipModel, ClipWeights
 from benchmark.ops.context import StepContext
 from benchmark.ops.embedding import image_embeddings
 from benchmark.ops.registry import Params, register
+from benchmark.spec.numbers import Seed
 from benchmark.text.seeding import sample_rng
+
+if TYPE_CHECKING:
+    import torch
 
 # Similarities computed at once (64 MiB of float32): exact search whose memory does not grow with
 # the square of the pool.
@@ -32,15 +38,17 @@ class NearestImages(Params):
         description="never group two images more cosine-similar than this (near-duplicates are "
         "false negatives: the same scene, its caption true of both); default: no cut",
     )
-    seed: int = Field(0, description="order among equally similar pairs (exact duplicates)")
+    seed: Seed = Field(0, description="order among equally similar pairs (exact duplicates)")
     batch_size: int = Field(256, ge=1)
-    model: str | None = Field(None, description="open_clip name or saved dir; default: track's")
-    pretrained: str | None = Field(None, description="checkpoint path or open_clip tag")
+    model: ClipModel = Field(None, description="open_clip name or saved dir; default: track's")
+    pretrained: ClipWeights = Field(None, description="safetensors path or open_clip tag")
 
 
 def nearest(x: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` most cosine-similar other rows, most similar first, as (indices,
     similarities); index -1 where fewer exist. ``x`` is L2-normalised."""
+    import torch
+
     n = len(x)
     k = min(k, max(n - 1, 0))
     index = np.full((n, k), -1, dtype=np.int64)
@@ -114,6 +122,8 @@ def nearest_images(table: pa.Table, p: NearestImages, ctx: StepContext) -> pa.Ta
     do not depend on row order. Rows left without a partner, or with an unreadable image, get a
     group of their own. Group count and mean similarity of grouped images go to the step's
     record, with the images the cut kept from their nearest neighbour."""
+    import torch
+
     ctx.require(table, "uid")
     if p.column in table.column_names:
         raise ctx.fail(

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from benchmark.models import clip
+from benchmark.models.trust import DetectorModel
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
+
+if TYPE_CHECKING:
+    from benchmark.models import clip
 
 
 class QualityCheck(Params):
     detector: bool = Field(
         True, description="(a) reject if the removed object is still found (or a painted one not)"
     )
-    detector_model: str | None = Field(None, description="YOLO weights; default: track's")
+    detector_model: DetectorModel = Field(
+        None, description="YOLO model yaml, or allowed weights (--allow-weights); default: track's"
+    )
     detector_conf: float = Field(0.25, gt=0, lt=1, description="(a) confidence that counts")
     imgsz: int = Field(640, ge=32, description="(a) detector inference size")
     clip: bool = Field(True, description="(b) reject unless the reference CLIP prefers the edit")
@@ -72,7 +78,9 @@ def quality_check(table: pa.Table, p: QualityCheck, ctx: StepContext) -> pa.Tabl
         if p.detector_model is None and ctx.detector is None:
             raise ctx.fail("the track has no detector; name one with 'detector_model'")
         model = p.detector_model if p.detector_model is not None else ctx.detector()
-        detector = Detector(model, device=ctx.device, imgsz=p.imgsz)
+        # As in ``detect``: the track's detector is trusted, a recipe's only if allowed.
+        allow = ctx.allow_weights if p.detector_model is not None else (model,)
+        detector = Detector(model, device=ctx.device, imgsz=p.imgsz, allow=allow)
     if p.clip and todo:
         if ctx.reference is None:
             raise ctx.fail("the track has no reference model for the CLIP check; set clip: false")

@@ -2,6 +2,11 @@
 
 Recipes are data, so a step can only be an op found here: built-in modules register at import,
 third-party packages through the ``smallcomp.ops`` entry-point group.
+
+Loading the registry imports every op module, and ``validate`` and ``smallcomp ops`` do nothing
+more, so an op module imports its heavy libraries (torch, open_clip, ultralytics, diffusers, the
+OpenAI client) inside the functions that run the op: naming and checking steps stays cheap
+(``tests/test_validate_fast.py``).
 """
 
 from __future__ import annotations

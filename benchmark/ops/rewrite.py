@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field, create_model, model_validator
 
-from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest
+from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, check_failures
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
+from benchmark.spec.numbers import Seed
 from benchmark.text.paraphrase import paraphrases
 from benchmark.text.seeding import sample_rng
 from benchmark.text.wordnet import WordNetMissing
@@ -28,7 +29,7 @@ class Rewrite(Params):
     k: int = Field(3, ge=1, le=10, description="rewrites per caption (offline: at most k)")
     backend: Literal["offline", "llm"] = "offline"
     llm: LLMConfig | None = Field(None, description="the LLM to ask (backend: llm)")
-    seed: int = Field(0, description="offline rewrites are a function of (seed, uid, caption)")
+    seed: Seed = Field(0, description="offline rewrites are a function of (seed, uid, caption)")
 
     @model_validator(mode="after")
     def _llm_configured(self) -> Rewrite:
@@ -45,14 +46,15 @@ def answer_model(k: int) -> type[BaseModel]:
 
 
 def _llm_rewrites(captions: list[str], p: Rewrite, ctx: StepContext) -> list[list[str] | None]:
-    try:
-        backend = LLMBackend(p.llm)
-    except LLMError as e:
-        raise ctx.fail(str(e)) from None
     system = SYSTEM.format(k=p.k)
     unique = list(dict.fromkeys(c for c in captions if c.strip()))  # one request per caption
     requests = [LLMRequest.of(f"r{i}", c, system) for i, c in enumerate(unique)]
-    results = backend.complete_json(requests, answer_model(p.k))
+    try:
+        backend = LLMBackend(p.llm)
+        results = backend.complete_json(requests, answer_model(p.k))
+        check_failures(results, p.llm.max_failures)
+    except LLMError as e:
+        raise ctx.fail(str(e)) from None
     ctx.extra_costs["llm"] = backend.usage.as_dict()
     by_caption: dict[str, list[str] | None] = {c: [] for c in captions}
     for caption, result in zip(unique, results, strict=True):
@@ -72,7 +74,8 @@ def rewrite(table: pa.Table, p: Rewrite, ctx: StepContext) -> pa.Table:
     content, not one phrasing. ``offline`` rewrites by meaning-preserving rules (templates,
     reordering of plain noun-phrase lists, relation inversion, same-sense WordNet synonyms),
     seeded per uid; ``llm`` asks an LLM for ``k`` rewrites per distinct caption (null where the
-    request failed after retries; tokens and cost go to the step's record)."""
+    request failed after retries, a failed step beyond ``llm.max_failures``; tokens and cost go
+    to the step's record)."""
     ctx.require(table, "uid", "caption")
     captions = [c or "" for c in table.column("caption").to_pylist()]
     ctx.samples_processed += len(captions)

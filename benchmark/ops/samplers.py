@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from benchmark.ops.context import OpError
 from benchmark.ops.registry import Params, register
 
 
@@ -28,7 +29,9 @@ def grouped(table: pa.Table, p: Grouped, batch_size: int, rng: np.random.Generat
     each is the other's in-batch negative. Groups are shuffled, then packed into batches; a group
     that does not fit the current batch's room starts the next one (gaps filled by singletons)."""
     if p.column not in table.column_names:
-        raise ValueError(f"sampler 'grouped' needs column '{p.column}'")
+        raise OpError(
+            f"sampler (grouped): column '{p.column}' missing; add the step that writes it"
+        )
     ids = table.column(p.column).to_pylist()
     groups: dict = {}
     for i, g in enumerate(ids):

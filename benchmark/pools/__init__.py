@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
+from benchmark.pools.subset import ImageSubset
 from benchmark.spec.strict import Strict
 
 REQUIRED_COLUMNS = ("uid", "caption", "image", "width", "height", "source")
@@ -33,6 +35,18 @@ class PoolParams(Strict):
     """Base for a pool kind's options in a track's ``pool:`` block."""
 
     kind: str
+    subset: ImageSubset | None = Field(
+        None, description="keep a seeded subset of the images, each with all its captions"
+    )
+
+    @model_serializer(mode="wrap")
+    def _no_unset_subset(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """A pool without a subset dumps as before the option existed, so the run-store keys
+        made from its dump (pool, curate) stay the same."""
+        data = handler(self)
+        if self.subset is None:
+            data.pop("subset", None)
+        return data
 
 
 @dataclass

@@ -36,6 +36,7 @@ from benchmark.pools.images import (
     store_image,
 )
 from benchmark.pools.shards import ShardWriter
+from benchmark.spec.paths import DataPattern
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ _REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 class ByodPool(PoolParams):
     kind: Literal["byod"] = "byod"
-    path: str = Field(
+    path: DataPattern = Field(
         description="a directory of .tar shards, a glob or {a..b} pattern of them, or a .parquet"
     )
     url_col: str = Field("url", description="parquet column with an image path (or URL)")
@@ -197,6 +198,8 @@ def _from_parquet(p: ByodPool, rows: PoolRows, writer: ShardWriter) -> None:
             try:
                 if not value:
                     raise Rejected("missing_image")
+                if not isinstance(value, str):
+                    raise Rejected("image_path_not_text")
                 caption = check_caption(raw_caption)
                 if value not in stored:
                     stored[value] = _store(value, path.parent, writer, f"{len(stored):09d}")

@@ -20,13 +20,14 @@ from benchmark.pools import PoolBuild, PoolParams, register
 from benchmark.pools.byod import TarSamples, add_tar_sample
 from benchmark.pools.images import PoolRows
 from benchmark.pools.shards import ShardWriter
+from benchmark.spec.paths import DataDir
 
 SOURCE = "cc3m"
 
 
 class Cc3mPool(PoolParams):
     kind: Literal["cc3m"] = "cc3m"
-    root: Path = Field(description="img2dataset --output_format webdataset output folder")
+    root: DataDir = Field(description="img2dataset --output_format webdataset output folder")
     shard_size: int = Field(10_000, ge=1)
 
 

@@ -25,11 +25,12 @@ from benchmark.pools.images import (
     store_image,
 )
 from benchmark.pools.shards import ShardWriter
+from benchmark.spec.paths import DataDir
 
 
 class FlickrPool(PoolParams):
     kind: Literal["flickr"] = "flickr"
-    root: Path
+    root: DataDir = Field(description="the dataset's directory; the paths below are inside it")
     captions: str = Field("captions.txt", description="token file, relative to root")
     images: str = Field("Images", description="image directory, relative to root")
     split_file: str | None = Field(
@@ -40,9 +41,13 @@ class FlickrPool(PoolParams):
 
 
 def _parse(line: bytes) -> tuple[str, str, str]:
-    """``(image name, caption index, caption)`` of one token-file line."""
+    """``(image name, caption index, caption)`` of one token-file line; a name that is not
+    UTF-8 makes the line malformed (a replacement character would name no file)."""
     key, tab, caption = line.partition(b"\t")
-    name, hash_, index = key.decode("utf-8", "replace").strip().rpartition("#")
+    try:
+        name, hash_, index = key.decode("utf-8").strip().rpartition("#")
+    except UnicodeDecodeError:
+        raise Rejected("malformed_line") from None
     if not tab or not hash_ or not name or not index.isdigit():
         raise Rejected("malformed_line")
     return name, index, check_caption(caption)

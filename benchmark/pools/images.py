@@ -79,14 +79,29 @@ def read_image_file(path: Path) -> bytes:
         raise Rejected("missing_image") from None
 
 
-def check_caption(raw: str | bytes | None) -> str:
-    """The caption with surrounding whitespace removed; empty or non-UTF-8 text is rejected."""
+def check_caption(raw: object) -> str:
+    """The caption with surrounding whitespace removed.
+
+    Sources hold whatever their writers put there (JSON numbers, nulls and lists, bytes in any
+    encoding), so anything but non-empty UTF-8 text is rejected: ``caption_not_text`` for a value
+    that is no string, ``non_utf8_caption`` for bytes that do not decode and for text with lone
+    surrogates (what a ``surrogateescape`` decode makes of bad bytes, and what Parquet could
+    never store), ``empty_caption`` for null or whitespace.
+    """
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise Rejected("non_utf8_caption") from None
-    text = (raw or "").strip()
+    if raw is None:
+        raise Rejected("empty_caption")
+    if not isinstance(raw, str):
+        raise Rejected("caption_not_text")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Rejected("non_utf8_caption") from None
+    text = raw.strip()
     if not text:
         raise Rejected("empty_caption")
     return text

@@ -28,6 +28,7 @@ from benchmark.pools.shapes_world import (
     translate,
 )
 from benchmark.pools.shards import ShardWriter
+from benchmark.spec.numbers import Seed
 from benchmark.spec.strict import Strict
 
 DEFECTS = ("mismatched", "junk", "non_english", "near_duplicate", "vague")
@@ -53,7 +54,7 @@ class Defects(Strict):
 class ShapesPool(PoolParams):
     kind: Literal["shapes"] = "shapes"
     size: int = Field(20_000, ge=1, le=10_000_000)
-    seed: int = 0
+    seed: Seed = 0
     image_size: int = Field(CANVAS, ge=16, le=512)
     max_objects: int = Field(3, ge=1, le=3)
     defects: Defects = Defects()

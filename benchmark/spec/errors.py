@@ -9,3 +9,7 @@ class SpecError(Exception):
     def __init__(self, file: str, line: int, col: int, message: str) -> None:
         self.file, self.line, self.col, self.message = str(file), line, col, message
         super().__init__(f"{self.file}:{line}:{col}: {message}")
+
+    def __reduce__(self) -> tuple:
+        # Curation runs in a spawned worker; its errors cross back to the CLI by pickle.
+        return SpecError, (self.file, self.line, self.col, self.message)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark import pools
+from benchmark.device import default_device
 from benchmark.evaluate import registry as tasks
+from benchmark.models import trust
+from benchmark.models.clip_configs import known_config
 from benchmark.ops import registry as ops
 from benchmark.spec.errors import SpecError
+from benchmark.spec.paths import data_context, expand
 from benchmark.spec.recipe import Recipe, Step
-from benchmark.spec.track import Scale, Track
-from benchmark.spec.validation import field_name, validate
-from benchmark.spec.yamlfile import Located, load_yaml
+from benchmark.spec.strict import Strict
+from benchmark.spec.track import Eval, Scale, Track
+from benchmark.spec.validation import validate
+from benchmark.spec.yamlfile import Located, field_name, load_yaml
 from benchmark.store import digest
 
 TRAINING_KEYS = set(Scale.model_fields) | {
@@ -30,9 +34,6 @@ TRAINING_KEYS = set(Scale.model_fields) | {
 }
 
 
-PATH_KEYS = ("root", "path", "captions", "split_file", "image_root", "dir")
-
-
 @dataclass(frozen=True)
 class TrackSpec:
     track: Track
@@ -40,6 +41,7 @@ class TrackSpec:
     reference_pool: pools.PoolParams | None
     file: str
     data_root: Path
+    eval_params: dict[str, Strict]  # each eval task's validated options, paths resolved
 
     def scale(self, name: str) -> Scale:
         if name not in self.track.scales:
@@ -61,51 +63,79 @@ class RecipeSpec:
         return digest(self.recipe.model_dump(include={"steps", "sampler", "loss"}))
 
 
-def _pool_params(doc: Located, data: object, prefix: tuple) -> pools.PoolParams:
+def _pool_params(doc: Located, data: object, prefix: tuple, root: Path) -> pools.PoolParams:
     if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         raise doc.error(prefix, f"field '{'.'.join(prefix)}' needs a 'kind' naming the pool type")
     try:
         kind = pools.get(data["kind"])
     except KeyError as e:
         raise doc.error(prefix + ("kind",), str(e.args[0])) from None
-    return validate(doc, kind.params, data, prefix)
+    return validate(doc, kind.params, data, prefix, data_context(root))
 
 
-def expand(text: str) -> str:
-    """``$VAR``, ``${VAR}`` and ``${VAR:-default}`` from the environment."""
-    text = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1]) or m[2], text)
-    return os.path.expandvars(text)
+def _eval_params(doc: Located, ev: Eval, root: Path) -> dict[str, Strict]:
+    """Each listed task's options, validated by the task's params model.
+
+    ``options.all`` holds options several tasks share: each goes to every listed task whose
+    params have it, unless the task's own options set it; one that no listed task takes is an
+    error, as a typo is.
+    """
+    where = ("eval", "options")
+    models = {}
+    for i, name in enumerate(ev.tasks):
+        try:
+            models[name] = tasks.get(name).params
+        except KeyError:
+            raise doc.error(("eval", "tasks", i), f"unknown eval task '{name}'") from None
+    for key in ev.options:
+        if key != "all" and key not in models:
+            at = where + (key,)
+            raise doc.error(
+                at, f"field '{field_name(at)}': no task '{key}' in eval.tasks", key=True
+            )
+    shared = ev.options.get("all", {})
+    for key in shared:
+        if not any(key in m.model_fields for m in models.values()):
+            at = where + ("all", key)
+            msg = f"unknown field '{field_name(at)}': no task in eval.tasks takes it"
+            raise doc.error(at, msg, key=True)
+    out = {}
+    for name, model in models.items():
+        own = ev.options.get(name, {})
+        common = {k: v for k, v in shared.items() if k in model.model_fields and k not in own}
+        data = common | own
+        origin = dict.fromkeys(common, where + ("all",))
+        out[name] = validate(doc, model, data, where + (name,), data_context(root), origin)
+    return out
 
 
-def resolve_paths(data: dict, root: Path) -> dict:
-    """Relative path-valued options point into the track's data root."""
-    return {
-        k: str(root / expand(v)) if k in PATH_KEYS and isinstance(v, str) else v
-        for k, v in data.items()
-    }
+def load_spec(path: str | Path, allow_weights: Collection[str] = ()) -> TrackSpec | RecipeSpec:
+    """A track or a recipe from one read of the file, told apart by their fields: tracks define
+    a pool, scales or an eval suite, and recipes may set none of these."""
+    doc = load_yaml(path)
+    if {"scales", "pool", "eval"} & set(doc.data):
+        return _track(doc)
+    return _recipe(doc, allow_weights=allow_weights)
 
 
 def load_track(path: str | Path) -> TrackSpec:
-    doc = load_yaml(path)
+    return _track(load_yaml(path))
+
+
+def _track(doc: Located) -> TrackSpec:
     track = validate(doc, Track, doc.data)
-    root = Path(path).parent
+    root = Path(doc.file).parent
     if track.data_root is not None:
         root = (root / expand(track.data_root)).resolve()
-    pool = _pool_params(doc, resolve_paths(track.pool, root), ("pool",))
+    pool = _pool_params(doc, track.pool, ("pool",), root)
     ref_pool = None
     if track.reference is not None and track.reference.pool is not None:
-        ref_pool = _pool_params(
-            doc, resolve_paths(track.reference.pool, root), ("reference", "pool")
-        )
-    for i, name in enumerate(track.eval.tasks):
-        if name not in tasks.names():
-            raise doc.error(("eval", "tasks", i), f"unknown eval task '{name}'")
-    from benchmark.models.clip import known_config
-
+        ref_pool = _pool_params(doc, track.reference.pool, ("reference", "pool"), root)
+    eval_params = _eval_params(doc, track.eval, root)
     for name, scale in track.scales.items():
         if not known_config(scale.model):
             raise doc.error(("scales", name, "model"), f"unknown model config '{scale.model}'")
-    return TrackSpec(track, pool, ref_pool, doc.file, root)
+    return TrackSpec(track, pool, ref_pool, doc.file, root, eval_params)
 
 
 def find_track(name: str, near: Path) -> Path:
@@ -120,7 +150,39 @@ def find_track(name: str, near: Path) -> Path:
     raise FileNotFoundError(name)
 
 
-def _step(doc: Located, raw: object, where: tuple, sampler: bool) -> Step:
+def _benchmark_track(path: Path) -> bool:
+    """Whether ``path`` is one of the benchmark's own tracks (this checkout's ``tracks/``), whose
+    pickled models are trusted as the benchmark's settings."""
+    return Path(path).resolve().parent == Path(__file__).resolve().parents[2] / "tracks"
+
+
+def _check_track_models(doc: Located, track: TrackSpec, allow: Collection[str]) -> None:
+    """A track a recipe brings along (by path, or next to itself) is the submitter's, not the
+    benchmark's: the models it names are held to the recipe's rule, so shipping a track with a
+    pickled detector cannot run code. ``--track`` on the command line is the user's own choice."""
+    t = track.track
+    named: list[tuple[str, trust.Loader, str | None]] = [
+        ("detector.model", "detector", t.detector.model if t.detector else None),
+        ("reference.model", "clip", t.reference.model if t.reference else None),
+        ("reference.pretrained", "clip_weights", t.reference.pretrained if t.reference else None),
+    ]
+    named += [(f"scales.{n}.pretrained", "clip_weights", s.pretrained) for n, s in t.scales.items()]
+    for field, loader, value in named:
+        if value is None:
+            continue
+        try:
+            trust.check(loader, value, allow)
+        except trust.UnsafeModel as e:
+            raise doc.error(
+                ("track",),
+                f"field 'track': {track.file} is not one of the benchmark's tracks, "
+                f"and its '{field}' {e}",
+            ) from None
+
+
+def _step(
+    doc: Located, raw: object, where: tuple, sampler: bool, allow_weights: Collection[str] = ()
+) -> Step:
     if not isinstance(raw, dict):
         raise doc.error(where, f"field '{field_name(where)}' must be a mapping with an 'op'")
     if "op" not in raw:
@@ -135,13 +197,34 @@ def _step(doc: Located, raw: object, where: tuple, sampler: bool) -> Step:
         want = "a sampler" if sampler else "a data step (score/filter/map/generate)"
         raise doc.error(where + ("op",), f"'{op.name}' is a {op.kind} op; here it must be {want}")
     params = {k: v for k, v in raw.items() if k != "op"}
-    return Step(op=op.name, params=validate(doc, op.params, params, where).model_dump())
+    validated = validate(doc, op.params, params, where)
+    for name, loader, value in trust.named_models(validated):
+        try:
+            trust.check(loader, value, allow_weights)
+        except trust.UnsafeModel as e:
+            at = where + (name,)
+            raise doc.error(at, f"field '{field_name(at)}': {e}") from None
+    # JSON mode: params are data, like the YAML they came from, so every report, hash and
+    # worker they travel to takes them as they are (a Path-typed option stays a string).
+    return Step(op=op.name, params=validated.model_dump(mode="json"))
 
 
 def load_recipe(
-    path: str | Path, track_override: str | None = None, device: str | None = None
+    path: str | Path,
+    track_override: str | None = None,
+    device: str | None = None,
+    allow_weights: Collection[str] = (),
 ) -> RecipeSpec:
-    doc = load_yaml(path)
+    """``allow_weights``: pickled model files the user lets the recipe name (``trust``)."""
+    return _recipe(load_yaml(path), track_override, device, allow_weights)
+
+
+def _recipe(
+    doc: Located,
+    track_override: str | None = None,
+    device: str | None = None,
+    allow_weights: Collection[str] = (),
+) -> RecipeSpec:
     data = dict(doc.data)
     for key in data:
         if key in TRAINING_KEYS:
@@ -155,15 +238,20 @@ def load_recipe(
     if not isinstance(steps, list):
         raise doc.error(("steps",), "field 'steps' must be a list of steps")
     recipe = validate(doc, Recipe, data)
-    recipe.steps = [_step(doc, s, ("steps", i), sampler=False) for i, s in enumerate(steps)]
+    recipe.steps = [
+        _step(doc, s, ("steps", i), sampler=False, allow_weights=allow_weights)
+        for i, s in enumerate(steps)
+    ]
     if sampler is not None:
         recipe.sampler = _step(doc, sampler, ("sampler",), sampler=True)
     track_name = track_override or recipe.track
     try:
-        track_file = find_track(track_name, Path(path).parent)
+        track_file = find_track(track_name, Path(doc.file).parent)
     except FileNotFoundError:
         raise doc.error(("track",), f"field 'track': no track '{track_name}' found") from None
     track = load_track(track_file)
+    if track_override is None and not _benchmark_track(track_file):
+        _check_track_models(doc, track, allow_weights)
     if recipe.loss not in track.track.rules.losses:
         allowed = ", ".join(track.track.rules.losses)
         raise doc.error(("loss",), f"field 'loss': track allows only {allowed}")
@@ -173,11 +261,5 @@ def load_recipe(
     if isinstance(rows, int):  # pools of unknown size are checked once built
         from benchmark.spec import budget
 
-        budget.check(spec, rows, device or ("cuda" if _cuda() else "cpu"))
+        budget.check(spec, rows, device or default_device(import_torch=False))
     return spec
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

@@ -4,4 +4,5 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf passes every lower bound and nan an unbounded field; no spec number means either
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

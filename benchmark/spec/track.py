@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from benchmark.spec.numbers import Seed
 from benchmark.spec.strict import Strict
+
+# Adam's moment decay rates: torch refuses anything outside [0, 1) when training starts.
+Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class Scale(Strict):
@@ -14,16 +18,18 @@ class Scale(Strict):
 
     model: str = Field(description="open_clip model config name (benchmark/models/configs)")
     pretrained: str | None = Field(None, description="checkpoint path or open_clip tag")
-    samples_seen: int = Field(gt=0)
+    samples_seen: int = Field(
+        gt=0, le=10**11, description="at most 100 billion (DataComp xlarge: 12.8B)"
+    )
     batch_size: int = Field(gt=0)
-    lr: float = Field(gt=0)
+    lr: float = Field(gt=0, le=1)
     warmup: int = Field(ge=0, description="warmup steps")
     schedule: Literal["cosine", "const"] = "cosine"
     weight_decay: float = Field(ge=0)
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = Field(1e-6, gt=0)
+    betas: tuple[Beta, Beta] = (0.9, 0.98)
+    eps: float = Field(1e-6, gt=0, le=1)
     precision: Literal["fp32", "amp_bf16", "amp"] = "fp32"
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Seed] = Field(min_length=1)
     checkpoint_every: int = Field(200, gt=0, description="steps between resumable checkpoints")
     workers: int = Field(1, ge=0, description="data loader processes")
 
@@ -59,7 +65,7 @@ class DetectorTraining(Strict):
     model: str = Field("yolov8n.yaml", description="ultralytics model yaml (random init)")
     train_size: int = Field(2000, gt=0, description="training scenes")
     val_size: int = Field(500, gt=0, description="held-out scenes (mAP50 reported)")
-    seed: int = Field(11, description="scene seed (disjoint from pool, eval and reference)")
+    seed: Seed = Field(11, description="scene seed (disjoint from pool, eval and reference)")
     image_size: int = Field(64, gt=0, description="scene size in pixels")
     epochs: int = Field(20, gt=0)
     imgsz: int = Field(64, ge=32, description="training size (multiple of 32)")
@@ -97,7 +103,11 @@ class Eval(Strict):
     suite: str
     version: str
     tasks: list[str] = Field(min_length=1)
-    options: dict = {}
+    options: dict[str, dict] = Field(
+        {},
+        description="per task, and 'all' for every task that takes the option; each task's "
+        "params model checks them when the track loads",
+    )
 
 
 class EvalImages(Strict):

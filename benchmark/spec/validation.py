@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from benchmark.spec.errors import SpecError
-from benchmark.spec.yamlfile import Located
+from benchmark.spec.yamlfile import Located, field_name
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def field_name(path: Sequence[str | int]) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
+def validate(
+    doc: Located,
+    model: type[M],
+    data: object,
+    prefix: tuple = (),
+    context: dict | None = None,
+    origin: Mapping[str, tuple] | None = None,
+) -> M:
+    """Validate ``data`` (found at ``prefix`` in ``doc``); the first error becomes a SpecError.
 
-
-def validate(doc: Located, model: type[M], data: object, prefix: tuple = ()) -> M:
-    """Validate ``data`` (found at ``prefix`` in ``doc``); the first error becomes a SpecError."""
+    ``context`` reaches field validators (:func:`benchmark.spec.paths.data_context`); ``origin``
+    gives the prefix of top-level keys written elsewhere (options shared by several eval tasks),
+    so an error in one points at where it was written.
+    """
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
-        raise located(doc, loc, err) from None
+        errors = e.errors(include_url=False)
+        # A misspelt key also leaves its field missing: name the misspelling, which is the cause.
+        err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
+        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
+        at = (origin or {}).get(loc[0], prefix) if loc else prefix
+        raise located(doc, at + loc, err) from None
 
 
 def _is_union_tag(p: object) -> bool:
