@@ -321,6 +321,20 @@ def test_karpathy_retrieval_and_order_take_captions_from_the_split_file(bundle, 
     assert order["counts"] == {"items": result["counts"]["captions"], "images": 12}
 
 
+def test_karpathy_flickr_split_carries_its_captions(samples, tmp_path):
+    root = samples / "flickr8k-1k"  # images in Images/, as the Flickr30k download has them
+    names = sorted(p.name for p in (root / "Images").iterdir())[:3]
+    entries = [
+        {"filename": n, "split": "test", "sentences": [{"raw": f"{n} {k}"} for k in range(5)]}
+        for n in names
+    ]
+    split = tmp_path / "dataset_flickr30k.json"
+    split.write_text(json.dumps({"dataset": "flickr30k", "images": entries}))
+    data = retrieval.load(root, split_file=split)
+    assert data.keys == names and data.images == [root / "Images" / n for n in names]
+    assert data.captions == [[f"{n} {k}" for k in range(5)] for n in names]
+
+
 def test_karpathy_split_disagreeing_with_its_images_is_an_error(samples, tmp_path):
     root = tmp_path / "coco"
     split, expected = karpathy_fixture(samples, root)

@@ -28,7 +28,7 @@ HANDFUL = 5
 # Where a Karpathy COCO image may be, by its cocoid: the 2014 layout the split file names
 # (<filepath>/<filename>), the image directory itself, or the 2017 re-split under 2017 names.
 COCO_2017_DIRS = ("val2017", "train2017", "")
-FLICKR_DIRS = ("", "flickr30k-images", "Images")
+FLICKR_DIRS = ("flickr30k-images", "Images")
 
 
 @dataclass
@@ -87,7 +87,10 @@ def load_flickr(token_file: Path, images_dir: Path) -> CaptionSet:
 
 def _karpathy_test(split_file: Path) -> list[dict]:
     data = json.loads(Path(split_file).read_text(encoding="utf-8"))
-    return [im for im in data["images"] if im.get("split") == "test"]
+    test = [im for im in data["images"] if im.get("split") == "test"]
+    if not test:
+        raise ValueError(f"{split_file}: no image has split 'test'")
+    return test
 
 
 def _karpathy_key(image: dict) -> str:
