@@ -45,7 +45,7 @@ def split_hidden(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     return table.drop_columns(hidden), table.select(["uid", *hidden])
 
 
-def _filter_quality(before: set[str], after: set[str], defect: dict[str, str | None]) -> dict:
+def filter_quality(before: set[str], after: set[str], defect: dict[str, str | None]) -> dict:
     """Precision/recall of the removal against the hidden defect labels, over pool rows only:
     rows a generating step added have no label, and a filter that drops them (``quality_check``
     rejecting edits) has found no pool defect, nor removed a clean pool row."""
@@ -64,54 +64,112 @@ def _filter_quality(before: set[str], after: set[str], defect: dict[str, str | N
     return out
 
 
+def check_reads(
+    op: registry.Op, params: registry.Params, columns: list[str], ctx: StepContext
+) -> None:
+    """The columns a step declares it reads must be there; ``validate`` catches this from the
+    recipe alone, this catches a pool or a third-party op that differs from its declaration."""
+    missing = [c for c in op.columns_read(params) if c not in columns]
+    if missing:
+        raise ctx.fail(
+            f"needs column(s) {', '.join(missing)}; add the step that produces them earlier"
+        )
+
+
+def step_record(
+    i: int,
+    op: registry.Op,
+    step: Step,
+    rows_in: int,
+    rows_out: int,
+    wall: float,
+    device_s: dict[str, float],
+    samples: int,
+    unreadable: int,
+    extra: dict,
+) -> dict:
+    """One step's cost and effect, the same fields whichever executor ran it. ``wall_s`` is
+    the step's elapsed time locally and its summed worker time on a cluster; ``device_s`` is
+    the seconds each device spent on it."""
+    return {
+        "step": i,
+        "op": op.name,
+        "kind": op.kind,
+        "params": step.params,
+        "rows_in": rows_in,
+        "rows_out": rows_out,
+        "wall_s": round(wall, 3),
+        "device": "/".join(sorted({d.split(":")[0] for d in device_s})) or "cpu",
+        "device_s": {d: round(t, 3) for d, t in sorted(device_s.items())},
+        "samples_processed": samples,
+        "unreadable_images": unreadable,
+        "samples_per_s": round(samples / wall, 1) if wall > 0 else None,
+        **extra,
+    }
+
+
+def merge_costs(total: dict, part: dict) -> dict:
+    """Sum per-batch cost records: numbers add, nested records merge, anything else (a store
+    path) is the same in every batch and kept once."""
+    out = dict(total)
+    for key, value in part.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict):
+            out[key] = merge_costs(out[key], value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = out[key] + value
+    return out
+
+
+def defect_labels(hidden: pa.Table) -> dict[str, str | None]:
+    if "gt_defect" not in hidden.column_names:
+        return {}
+    uids, labels = hidden.column("uid").to_pylist(), hidden.column("gt_defect").to_pylist()
+    return dict(zip(uids, labels, strict=True))
+
+
 def curate(
     table: pa.Table, steps: list[Step], make_context, setup_s: Callable[[], float] = lambda: 0.0
 ) -> Curated:
-    """Run ``steps`` in order. ``make_context(i, step)`` builds each step's StepContext.
+    """Run ``steps`` in order in this process (the local executor). ``make_context(i, step)``
+    builds each step's StepContext.
 
     ``setup_s()`` is the running total of seconds spent building the track's shared models (the
     reference CLIP, the detector) on first use: a step's ``wall_s`` leaves it out, so a recipe's
     cost does not depend on whether it ran first on an empty cache; ``setup_s`` is recorded."""
     visible, hidden = split_hidden(table)
-    defect = {}
-    if "gt_defect" in hidden.column_names:
-        defect = dict(
-            zip(
-                hidden.column("uid").to_pylist(),
-                hidden.column("gt_defect").to_pylist(),
-                strict=True,
-            )
-        )
+    defect = defect_labels(hidden)
     records = []
     for i, step in enumerate(steps):
         op = registry.get(step.op)
         ctx: StepContext = make_context(i, step)
+        params = op.params.model_validate(step.params)
+        check_reads(op, params, visible.column_names, ctx)
         before = visible.column("uid").to_pylist()
         t0, setup0 = time.perf_counter(), setup_s()
         try:
-            visible = op.fn(visible, op.params.model_validate(step.params), ctx)
+            visible = op.apply(visible, params, ctx)
         except UnsafeModel as e:  # a loader refused a model file: the step's error, one line
             raise ctx.fail(str(e)) from None
         setup = setup_s() - setup0
         wall = time.perf_counter() - t0 - setup
-        record = {
-            "step": i,
-            "op": op.name,
-            "kind": op.kind,
-            "params": step.params,
-            "rows_in": len(before),
-            "rows_out": visible.num_rows,
-            "wall_s": round(wall, 3),
-            "device": ctx.device,
-            "samples_processed": ctx.samples_processed,
-            "unreadable_images": ctx.unreadable,
-            "samples_per_s": round(ctx.samples_processed / wall, 1) if wall > 0 else None,
-            **ctx.extra_costs,
-        }
+        record = step_record(
+            i,
+            op,
+            step,
+            len(before),
+            visible.num_rows,
+            wall,
+            {ctx.device: wall},
+            ctx.samples_processed,
+            ctx.unreadable,
+            ctx.extra_costs,
+        )
         if setup:
             record["setup_s"] = round(setup, 3)
         if defect and op.kind == "filter":
-            record["quality"] = _filter_quality(
+            record["quality"] = filter_quality(
                 set(before), set(visible.column("uid").to_pylist()), defect
             )
         records.append(record)

@@ -64,6 +64,8 @@ def rows(results: list[dict]) -> list[dict]:
                     {r["curated"].get("uid_hash", ""): r["curated"]["size"] for r in rs}.values()
                 ),
                 "curation_s": float(np.mean([r["costs"]["curation_wall_s"] for r in rs])),
+                # every seed's result came from a bundle `smallcomp verify` re-derived
+                "verified": all(bool(r.get("verified")) for r in rs),
             }
         )
     return sorted(out, key=lambda r: (r["track"], r["scale"], -r["average"][0]))
@@ -90,10 +92,10 @@ def render(track: str, results: list[dict]) -> str:
         lines += [
             f"## Scale `{scale}`",
             "",
-            "| # | recipe | seeds | device | average | "
+            "| # | recipe | verified | seeds | device | average | "
             + " | ".join(tasks)
             + " | curated | curation s |",
-            "|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
+            "|---|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
         ]
         for i, r in enumerate(rs, 1):
             cells = [_cell(*r["tasks"].get(t, (float("nan"), float("nan")))) for t in tasks]
@@ -101,12 +103,21 @@ def render(track: str, results: list[dict]) -> str:
             if len(r["curated_sizes"]) > 1:
                 curated, mixed = f"{curated} †", True
             lines.append(
-                f"| {i} | {r['recipe']} `{r['recipe_hash'][:8]}` | {len(r['seeds'])} | "
+                f"| {i} | {r['recipe']} `{r['recipe_hash'][:8]}` | "
+                f"{'✓' if r.get('verified') else ''} | {len(r['seeds'])} | "
                 f"{r['device']} | {_cell(*r['average'])} | "
                 + " | ".join(cells)
                 + f" | {curated} | {r['curation_s']:.1f} |"
             )
         lines.append("")
+    if any(r.get("verified") for r in table_rows):
+        lines += [
+            "✓ Verified: submitted as a bundle (`smallcomp submit`) whose manifest, recipe hash,",
+            "curated uid list and numbers `smallcomp verify` re-derived before",
+            "`smallcomp leaderboard --add` took it in; each result's `verified` field names the",
+            "bundle's sha256 and the checks that ran.",
+            "",
+        ]
     if mixed:
         lines += [
             "† The row's seeds trained on different curated sets: the recipe was curated where",
@@ -116,6 +127,12 @@ def render(track: str, results: list[dict]) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def add_verified(root: Path, results: list[dict], stamp: dict) -> list[Path]:
+    """Save ``results`` (a verified bundle's) with ``stamp`` as their ``verified`` field,
+    replacing the same recipe hash and seed's unverified result."""
+    return [save_result(root, r | {"verified": stamp}) for r in results]
 
 
 def build(root: Path) -> list[Path]:

@@ -15,7 +15,7 @@ import platform
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -26,6 +26,8 @@ import pyarrow.parquet as pq
 
 from benchmark import curate as curation
 from benchmark import pools, train
+from benchmark.columns import NEGATIVES, REWRITES
+from benchmark.distributed import Launch
 from benchmark.evaluate import registry as tasks
 from benchmark.evaluate.retrieval import karpathy_test_keys
 from benchmark.models import clip
@@ -61,11 +63,19 @@ class Runner:
     store: Store
     device: str = "cpu"
     allow_weights: tuple[str, ...] = ()  # pickled weights recipes may name (``--allow-weights``)
+    # "local", or a ``curate_ray.RayOptions`` to curate on a Ray cluster; never part of a key
+    executor: object = "local"
+    # how many processes train (``--gpus``, ``--nnodes``): never part of a stage's key
+    launch: Launch = field(default_factory=Launch)
 
     # -- pool ------------------------------------------------------------------------------
     def pool(self, params: pools.PoolParams, eval_sets: list[EvalSet] | None = None) -> pa.Table:
         """The pool table, image references relative to the store root, without any sample that
         shows an eval image (those are counted in the pool report)."""
+        return pq.read_table(self.pool_file(params, eval_sets))
+
+    def pool_file(self, params: pools.PoolParams, eval_sets: list[EvalSet] | None = None) -> Path:
+        """The pool table's parquet file (built unless done)."""
         inputs = params.model_dump(mode="json")
         if eval_sets:
             inputs["guard"] = [
@@ -94,11 +104,11 @@ class Runner:
             pq.write_table(table, work / "pool.parquet")
             write_atomic(work / "report.json", json.dumps(report, indent=2, default=str))
 
-        return pq.read_table(stage.ensure(build) / "pool.parquet")
+        return stage.ensure(build) / "pool.parquet"
 
     def _pool_subset(
         self, params: pools.PoolParams, eval_sets: list[EvalSet] | None, stage: Stage
-    ) -> pa.Table:
+    ) -> Path:
         """A subset pool: rows of the whole clean pool (built once, its shards shared, not
         copied), so the subset holds exactly the images asked for; its report names it by uid
         hash."""
@@ -115,9 +125,12 @@ class Runner:
             pq.write_table(table, work / "pool.parquet")
             write_atomic(work / "report.json", json.dumps(report, indent=2))
 
-        return pq.read_table(stage.ensure(build) / "pool.parquet")
+        return stage.ensure(build) / "pool.parquet"
 
     def track_pool(self, track: TrackSpec) -> pa.Table:
+        return pq.read_table(self.track_pool_file(track))
+
+    def track_pool_file(self, track: TrackSpec) -> Path:
         """The track's pool, checked against the track's eval images (files and split ids)."""
         sets = []
         for e in track.track.eval_images:
@@ -125,7 +138,7 @@ class Runner:
             files = sorted(p for p in (root / e.dir).iterdir() if p.is_file()) if e.dir else []
             ids = karpathy_test_keys(root / e.split_file) if e.split_file else []
             sets.append(EvalSet(e.name, files, ids, e.dataset))
-        return self.pool(track.pool, sets)
+        return self.pool_file(track.pool, sets)
 
     # -- reference model -------------------------------------------------------------------
     def reference(self, track: TrackSpec) -> clip.ClipBundle:
@@ -202,11 +215,17 @@ class Runner:
             inputs["guard"] = [e.model_dump() for e in track.track.eval_images]
         return self.store.stage("curate", inputs)
 
+    def curation_stage(self, spec: RecipeSpec) -> Stage:
+        """Where the recipe's curation is (or would be) stored; runs nothing."""
+        return self._curate_stage(spec)
+
     def curate(self, spec: RecipeSpec) -> tuple[pa.Table, dict]:
-        pool_table = self.track_pool(spec.track)
-        budget.check(spec, pool_table.num_rows, self.device)
+        pool_file = self.track_pool_file(spec.track)
+        budget.check(spec, pq.read_metadata(pool_file).num_rows, self.device)
         stage = self._curate_stage(spec)
-        if not stage.done and any(ops.get(s.op).isolate for s in spec.recipe.steps):
+        if self.executor != "local":
+            path = self._curate_on_ray(spec, pool_file, stage)
+        elif not stage.done and any(ops.get(s.op).isolate for s in spec.recipe.steps):
             # The heavy libraries these steps load must not share the trainer's process.
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(1, mp_context=ctx) as pool:
@@ -215,7 +234,7 @@ class Runner:
                 ).result()
             path = stage.path
         else:
-            path = self.build_curation(spec, pool_table)
+            path = self.build_curation(spec, pq.read_table(pool_file))
         return pq.read_table(path / "curated.parquet"), json.loads(
             (path / "report.json").read_text()
         )
@@ -262,6 +281,7 @@ class Runner:
                     detector,
                     self.store.root,
                     self.allow_weights,
+                    Path(spec.file).resolve().parent,
                 )
 
             t0 = time.perf_counter()
@@ -279,6 +299,35 @@ class Runner:
                 "setup_s": round(setup[0], 3),
                 "weights": weights,
             }
+            write_atomic(work / "report.json", json.dumps(report, indent=2))
+
+        return stage.ensure(build)
+
+    def _curate_on_ray(self, spec: RecipeSpec, pool_file: Path, stage: Stage) -> Path:
+        """The curate stage built on a Ray cluster: the same stage, key and report as local."""
+        from benchmark import curate_ray
+
+        def step_spec(i: int, step: Step, defects: bool) -> curate_ray.StepSpec:
+            return curate_ray.StepSpec(
+                i,
+                step,
+                f"{spec.file}: steps[{i}] ({step.op})",
+                str(self.store.root),
+                str(stage.partial / f"step{i}"),
+                self.device,
+                spec.track,
+                self.allow_weights,
+                defects,
+                str(Path(spec.file).resolve().parent),
+            )
+
+        def build(work: Path) -> None:
+            t0 = time.perf_counter()
+            curation = curate_ray.Curation(pool_file, spec.recipe.steps, step_spec, self.executor)
+            report = curation.run(work)
+            report["wall_s"] = round(time.perf_counter() - t0, 3)
+            report["setup_s"] = round(sum(s.get("setup_s", 0.0) for s in report["steps"]), 3)
+            report["executor"] = "ray"
             write_atomic(work / "report.json", json.dumps(report, indent=2))
 
         return stage.ensure(build)
@@ -305,7 +354,7 @@ class Runner:
             "sampler": sampler.model_dump(),
             "seed": seed,
         }
-        for column in (train.REWRITES, train.NEGATIVES):
+        for column in (REWRITES, NEGATIVES):
             if column in table.column_names:
                 inputs[column] = digest(table.column(column).to_pylist())
         for value in sampler.params.values():  # columns the sampler reads (groups, embeddings)
@@ -314,17 +363,27 @@ class Runner:
         if loss != "clip":
             inputs["loss"] = loss
         stage = self.store.stage(name, inputs)
-        op = ops.get(sampler.op)
-        params = op.params.model_validate(sampler.params)
-
-        def order(t: pa.Table, batch_size: int, rng) -> object:
-            return op.fn(t, params, batch_size, rng)
+        order = train.sampler_order(sampler)
 
         def build(work: Path) -> None:
             try:
-                record = train.train(
-                    table, self.store.root, scale, order, seed, work, self.device, loss
-                )
+                if self.launch.distributed:
+                    record = train.launched(
+                        self.launch,
+                        table,
+                        self.store.root,
+                        scale,
+                        sampler,
+                        seed,
+                        work,
+                        self.device,
+                        loss,
+                        f"smallcomp-{name}-{stage.key}",
+                    )
+                else:
+                    record = train.train(
+                        table, self.store.root, scale, order, seed, work, self.device, loss
+                    )
             except OpError as e:
                 raise OpError(f"{where}: {e}") from e
             write_atomic(work / "train.json", json.dumps(record, indent=2))
@@ -366,6 +425,7 @@ class Runner:
             table, scale, spec.recipe.sampler, seed, loss=spec.recipe.loss, where=spec.file
         )
         results = self.evaluate(model_dir, spec.track)
+        record = json.loads((model_dir / "train.json").read_text())
         ev = spec.track.track.eval
         return {
             "recipe": spec.recipe.name,
@@ -385,8 +445,10 @@ class Runner:
                 "weights": report.get("weights", {}),
             },
             "costs": {"curation_wall_s": report["wall_s"], "steps": report["steps"]},
-            "train": json.loads((model_dir / "train.json").read_text()),
+            "train": record,
             "device": self.device,
+            "world_size": record.get("world_size", 1),  # the training that made the model
+            "devices": record.get("devices", [self.device]),
             "versions": {lib: version(lib) for lib in LIBRARIES}
             | {"python": platform.python_version()},
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

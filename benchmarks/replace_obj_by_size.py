@@ -17,8 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from compare_recipes import welch
 
+from benchmark.compare import welch
 from benchmark.evaluate.shapes import choice_items, score_choices
 from benchmark.leaderboard import load_results
 from benchmark.models import clip

@@ -47,7 +47,7 @@ def pool(tmp_path_factory) -> tuple[pa.Table, Path]:
 def _inpaint(table: pa.Table, root: Path, **params) -> tuple[pa.Table, StepContext]:
     op = registry.get("inpaint")
     ctx = StepContext("steps[2] (inpaint)", ShardReader(root), 0, root / "w", store_root=root)
-    return op.fn(table, op.params.model_validate(params), ctx), ctx
+    return op.apply(table, op.params.model_validate(params), ctx), ctx
 
 
 def test_inpaint_adds_one_edit_per_sample_that_removes_the_object(pool):
@@ -135,7 +135,7 @@ def test_over_budget_recipe_is_refused_before_any_work(tmp_path: Path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         "name: r\ntrack: t.yaml\nsteps:\n  - op: keywords\n    vocabulary: shapes\n"
-        "  - op: inpaint\n    backend: diffusion\n    model: some/model\n"
+        "  - op: detect\n  - op: inpaint\n    backend: diffusion\n    model: some/model\n"
     )
     with pytest.raises(SpecError, match=r"r\.yaml:3:1: field 'steps': estimated curation") as e:
         load_recipe(recipe, device="cpu")
@@ -244,12 +244,12 @@ def test_quality_check_rejects_unchanged_edits_and_counts_reasons(pool):
     both = both.append_column("parent_caption", both.column("caption"))
     op = registry.get("quality_check")
     ctx = StepContext("steps[4] (quality_check)", ShardReader(root), 0, root / "q")
-    out = op.fn(both, op.params.model_validate({"detector": False, "clip": False}), ctx)
+    out = op.apply(both, op.params.model_validate({"detector": False, "clip": False}), ctx)
     assert out.num_rows == edited.num_rows  # originals and real edits stay, copies go
     record = ctx.extra_costs["quality_check"]
     assert record["rejected"] == {"unchanged": copies.num_rows}
     assert record["checked"] == 2 * edits.num_rows
-    none = op.fn(
+    none = op.apply(
         parents.append_column("parent_caption", parents.column("caption")),
         op.params.model_validate({"detector": False, "clip": False}),
         ctx,
@@ -258,14 +258,14 @@ def test_quality_check_rejects_unchanged_edits_and_counts_reasons(pool):
     with pytest.raises(
         OpError, match=r"steps\[4\] \(quality_check\): needs column\(s\) parent_caption"
     ):
-        op.fn(edited, op.params.model_validate({}), ctx)
+        op.apply(edited, op.params.model_validate({}), ctx)
 
 
 def _repaint(table: pa.Table, root: Path, **params) -> tuple[pa.Table, StepContext]:
     op = registry.get("repaint")
     params = {"backend": "shapes", "vocabulary": "shapes", "dilate": 0} | params
     ctx = StepContext("steps[2] (repaint)", ShardReader(root), 0, root / "w", store_root=root)
-    return op.fn(table, op.params.model_validate(params), ctx), ctx
+    return op.apply(table, op.params.model_validate(params), ctx), ctx
 
 
 def test_repaint_paints_a_shape_the_scene_lacks_in_the_old_ones_colour_and_place(pool):
@@ -329,7 +329,7 @@ def test_edit_caption_swaps_the_name_and_quality_check_wants_the_new_object(pool
     edited, _ = _repaint(table, root)
     op = registry.get("edit_caption")
     ctx = StepContext("steps[3] (edit_caption)", ShardReader(root), 0, root / "e")
-    out = op.fn(edited, op.params.model_validate({"vocabulary": "shapes"}), ctx)
+    out = op.apply(edited, op.params.model_validate({"vocabulary": "shapes"}), ctx)
     edits = [r for r in out.to_pylist() if r["parent_uid"] is not None]
     record = ctx.extra_costs["edit_caption"]
     assert record["replaced"] == len(edits) > 0 and record["removed"] == 0
@@ -341,12 +341,12 @@ def test_edit_caption_swaps_the_name_and_quality_check_wants_the_new_object(pool
         assert back == e["parent_caption"]
     llm = op.params.model_validate({"backend": "llm", "llm": {"model": "gpt-4o-mini"}})
     with pytest.raises(OpError, match="replacements .repaint. need backend offline"):
-        op.fn(edited, llm, ctx)
+        op.apply(edited, llm, ctx)
     # a detector that knows no shapes (COCO's 80 classes) never finds what was painted
     check = registry.get("quality_check")
     ctx = StepContext("steps[4] (quality_check)", ShardReader(root), 0, root / "q")
     params = {"detector_model": "yolov8n.yaml", "imgsz": 64, "clip": False}
-    kept = check.fn(out, check.params.model_validate(params), ctx)
+    kept = check.apply(out, check.params.model_validate(params), ctx)
     assert kept.num_rows == out.num_rows - len(edits)
     assert ctx.extra_costs["quality_check"]["rejected"] == {"added_not_detected": len(edits)}
 

@@ -37,7 +37,7 @@ def ctx(root: Path, reference: object | None = None) -> StepContext:
 
 def apply(op: str, table: pa.Table, c: StepContext, **params) -> pa.Table:
     o = registry.get(op)
-    return o.fn(table, o.params.model_validate(params), c)
+    return o.apply(table, o.params.model_validate(params), c)
 
 
 def captions(*texts: str) -> pa.Table:

@@ -86,7 +86,7 @@ def ctx(root: Path, encoder: object | None = None, name: str = "steps[1] (op)") 
 
 def apply(op: str, table: pa.Table, c: StepContext, **params) -> pa.Table:
     o = registry.get(op)
-    return o.fn(table, o.params.model_validate(params), c)
+    return o.apply(table, o.params.model_validate(params), c)
 
 
 def sample(name: str, table: pa.Table, batch_size: int, seed: int = 0, **params) -> np.ndarray:

@@ -31,7 +31,7 @@ def ctx(tmp_path: Path, name: str = STEP) -> StepContext:
 
 def run(op: str, table: pa.Table, context: StepContext, **params) -> pa.Table:
     o = registry.get(op)
-    return o.fn(table, o.params.model_validate(params), context)
+    return o.apply(table, o.params.model_validate(params), context)
 
 
 def captions_table(captions: list[str | None]) -> pa.Table:

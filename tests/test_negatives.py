@@ -29,7 +29,7 @@ def ctx(tmp_path: Path) -> StepContext:
 
 def run(table: pa.Table, context: StepContext, **params) -> pa.Table:
     o = registry.get("hard_negatives")
-    return o.fn(table, o.params.model_validate(params), context)
+    return o.apply(table, o.params.model_validate(params), context)
 
 
 def table_of(captions: list[str | None]) -> pa.Table:

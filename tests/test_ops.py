@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from benchmark.curate import _filter_quality, curate, split_hidden, uid_array
+from benchmark.curate import filter_quality, curate, split_hidden, uid_array
 from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
 from benchmark.ops.language import identify
@@ -32,7 +32,7 @@ def _ctx(root: Path, name: str = "steps[0] (op)") -> StepContext:
 
 def _apply(table: pa.Table, root: Path, op: str, **params) -> pa.Table:
     o = registry.get(op)
-    return o.fn(split_hidden(table)[0], o.params.model_validate(params), _ctx(root))
+    return o.apply(split_hidden(table)[0], o.params.model_validate(params), _ctx(root))
 
 
 def test_every_op_has_docstring_kind_and_params_model():
@@ -64,14 +64,14 @@ def test_basic_filters_find_their_defects(pool):
     assert "lang" in result.table.column_names
 
 
-def test_filter_quality_judges_pool_rows_only():
+def testfilter_quality_judges_pool_rows_only():
     """A filter that also drops generated rows (quality_check rejecting edits) is scored on the
     pool rows it removed: the edits carry no defect label and must not count as misses."""
     defect = {"junk": "junk", "clean": None, "vague": "vague"}
-    q = _filter_quality({"junk", "clean", "vague", "edit-1"}, {"clean", "vague"}, defect)
+    q = filter_quality({"junk", "clean", "vague", "edit-1"}, {"clean", "vague"}, defect)
     assert (q["removed"], q["precision"], q["recall"]) == (1, 1.0, 0.5)
     assert q["recall_by_defect"] == {"junk": 1.0, "vague": 0.0}
-    only_edits = _filter_quality({"clean", "edit-1"}, {"clean"}, defect)
+    only_edits = filter_quality({"clean", "edit-1"}, {"clean"}, defect)
     assert (only_edits["removed"], only_edits["precision"]) == (0, None)
 
 
@@ -114,7 +114,9 @@ def test_missing_column_error_names_the_step(pool):
     table, root = pool
     o = registry.get("caption_length")
     with pytest.raises(OpError, match=r"steps\[3\] \(caption_length\): needs column\(s\) caption"):
-        o.fn(table.drop_columns(["caption"]), o.params(), _ctx(root, "steps[3] (caption_length)"))
+        o.apply(
+            table.drop_columns(["caption"]), o.params(), _ctx(root, "steps[3] (caption_length)")
+        )
 
 
 def test_clip_score_without_reference_is_a_clear_error(pool):

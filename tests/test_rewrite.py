@@ -31,7 +31,7 @@ def ctx(tmp_path: Path) -> StepContext:
 
 def run(table: pa.Table, context: StepContext, **params) -> pa.Table:
     o = registry.get("rewrite")
-    return o.fn(table, o.params.model_validate(params), context)
+    return o.apply(table, o.params.model_validate(params), context)
 
 
 def table_of(captions: list[str | None], uids: list[str] | None = None) -> pa.Table:

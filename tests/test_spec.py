@@ -70,7 +70,8 @@ def test_recipe_hash_ignores_prose_but_not_params(tmp_path: Path):
 def test_params_defaults_are_filled_in(tmp_path: Path):
     track = HERE / "tracks" / "shapes-test.yaml"
     r = tmp_path / "r.yaml"
-    r.write_text(f"name: r\ntrack: {track}\nsteps:\n  - op: dedup\nsampler:\n  op: grouped\n")
+    steps = "  - op: dedup\n  - op: keywords\n  - op: detect\n  - op: inpaint\n"
+    r.write_text(f"name: r\ntrack: {track}\nsteps:\n{steps}sampler:\n  op: paired\n")
     spec = load_recipe(r)
     assert spec.recipe.steps[0].params == {"by": "image", "threshold": 0.35}
-    assert spec.recipe.sampler.params == {"column": "image_group"}
+    assert spec.recipe.sampler.params["column"] == "parent_uid"

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
+from benchmark.columns import CAPTION, HEIGHT, WIDTH
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
 
@@ -41,14 +42,14 @@ class CaptionLength(Params):
         return self
 
 
-@register("caption_length", "filter", CaptionLength)
+@register("caption_length", "filter", CaptionLength, reads=(CAPTION,))
 def caption_length(table: pa.Table, p: CaptionLength, ctx: StepContext) -> pa.Table:
     """Drop captions too short to describe anything (DataComp's basic filter: > 2 words, > 5
     characters) or too long to fit the text tower. Characters are counted as written, spaces
     included, as DataComp counts them; ``words: fasttext`` counts as DataComp's image-based
     caption filter does (fastText's tokenizer: a newline is a token of its own)."""
-    ctx.require(table, "caption")
-    captions = table.column("caption").to_pylist()
+    ctx.require(table, CAPTION)
+    captions = table.column(CAPTION).to_pylist()
     ctx.samples_processed += len(captions)
     count = _fasttext_tokens if p.words == "fasttext" else _whitespace_tokens
     words = np.array([count(c) for c in captions], dtype=np.int64)
@@ -72,13 +73,13 @@ class ImageSize(Params):
     max_aspect: float | None = Field(None, ge=1, description="keep long/short side ratio <= this")
 
 
-@register("image_size", "filter", ImageSize)
+@register("image_size", "filter", ImageSize, reads=(WIDTH, HEIGHT))
 def image_size(table: pa.Table, p: ImageSize, ctx: StepContext) -> pa.Table:
     """Drop tiny images and extreme aspect ratios (DataComp's basic filter uses 200 px and 3.0:
     shorter side >= 200, longer / shorter <= 3; a zero side fails the ratio)."""
-    ctx.require(table, "width", "height")
+    ctx.require(table, WIDTH, HEIGHT)
     ctx.samples_processed += table.num_rows
-    w, h = table.column("width"), table.column("height")
+    w, h = table.column(WIDTH), table.column(HEIGHT)
     short, long = pc.min_element_wise(w, h), pc.max_element_wise(w, h)
     keep = pc.greater_equal(short, p.min_side)
     if p.max_aspect is not None:

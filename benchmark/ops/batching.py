@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from benchmark.columns import CLUSTER, EMBEDDING, PARENT_UID, UID
 from benchmark.ops.context import OpError
 from benchmark.ops.registry import Params, register
 from benchmark.spec.numbers import Seed
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 class Paired(Params):
     column: str = Field(
-        "parent_uid",
+        PARENT_UID,
         description="rows whose value here equals another row's uid (or value) share a batch",
     )
 
@@ -31,13 +32,13 @@ class Paired(Params):
 def group_keys(table: pa.Table, column: str) -> list[str]:
     """A row's group is its ``column`` value, or its own uid when that is null: an original
     (no parent) and the rows generated from it (parent = its uid) form one group."""
-    for needed in ("uid", column):
+    for needed in (UID, column):
         if needed not in table.column_names:
             raise OpError(
                 f"sampler (paired): column '{needed}' missing; add the step that writes it "
                 "(a generate step writes parent_uid) or choose another sampler"
             )
-    uids = table.column("uid").to_pylist()
+    uids = table.column(UID).to_pylist()
     values = table.column(column).to_pylist()
     return [u if v is None else str(v) for u, v in zip(uids, values, strict=True)]
 
@@ -75,7 +76,7 @@ def pack(groups: list[list[int]], batch_size: int) -> np.ndarray:
     return np.asarray(out + spill, dtype=np.int64)
 
 
-@register("paired", "sample", Paired)
+@register("paired", "sample", Paired, reads=lambda p: (UID, p.column))
 def paired(table: pa.Table, p: Paired, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """An original and the samples generated from it (rows sharing ``parent_uid``, the original
     by its uid) land next to each other in the same batch, so each is the other's in-batch
@@ -91,8 +92,8 @@ def paired(table: pa.Table, p: Paired, batch_size: int, rng: np.random.Generator
 class Clustered(Params):
     clusters: int = Field(16, ge=1, description="k-means clusters (without a cluster column)")
     clusters_per_batch: int = Field(2, ge=1, description="clusters each batch is drawn from")
-    column: str = Field("embedding", description="float list column to cluster")
-    cluster_column: str = Field("cluster", description="int column used as is when present")
+    column: str = Field(EMBEDDING, description="float list column to cluster")
+    cluster_column: str = Field(CLUSTER, description="int column used as is when present")
     iterations: int = Field(25, ge=1, le=1000)
     seed: Seed = Field(0, description="k-means initialisation (the same clusters every epoch)")
 
@@ -144,7 +145,8 @@ def cluster_labels(table: pa.Table, p: Clustered) -> np.ndarray:
     return labels
 
 
-@register("clustered", "sample", Clustered)
+# Reads names the embeddings: a cluster-id column, used instead when present, is optional.
+@register("clustered", "sample", Clustered, reads=lambda p: (p.column,))
 def clustered(
     table: pa.Table, p: Clustered, batch_size: int, rng: np.random.Generator
 ) -> np.ndarray:

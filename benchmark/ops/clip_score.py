@@ -8,9 +8,10 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
+from benchmark.columns import CAPTION, CLIP_SCORE, IMAGE
 from benchmark.models.trust import ClipModel, ClipWeights
 from benchmark.ops.context import StepContext
-from benchmark.ops.registry import Params, register
+from benchmark.ops.registry import Params, decide, register
 
 if TYPE_CHECKING:
     from benchmark.models import clip
@@ -60,7 +61,14 @@ def fraction_threshold(s: np.ndarray, fraction: float) -> float:
     return float(descending[min(int(len(s) * fraction), len(s) - 1)])
 
 
-@register("clip_score", "filter", ClipScore)
+@register(
+    "clip_score",
+    "filter",
+    ClipScore,
+    reads=(IMAGE, CAPTION),
+    writes=(CLIP_SCORE,),
+    device=True,
+)
 def clip_score(table: pa.Table, p: ClipScore, ctx: StepContext) -> pa.Table:
     """Score every sample with a reference CLIP (the track's, or one named here) and keep those
     above a threshold or the top fraction (DataComp's CLIP score filter); adds ``clip_score``.
@@ -68,15 +76,23 @@ def clip_score(table: pa.Table, p: ClipScore, ctx: StepContext) -> pa.Table:
     cut are all kept; unreadable images score -inf and are dropped wherever the cut falls."""
     from benchmark.models import clip
 
-    ctx.require(table, "image", "caption")
+    ctx.require(table, IMAGE, CAPTION)
     if p.model is not None:
         bundle = clip.create(p.model, p.pretrained, ctx.device, ctx.allow_weights)
     elif ctx.reference is not None:
         bundle = ctx.reference()
     else:
         raise ctx.fail("the track has no reference model; name one with 'model'")
-    s = scores(table, bundle, ctx, p.batch_size)
-    table = table.append_column("clip_score", pa.array(s))
+    column = pa.array(scores(table, bundle, ctx, p.batch_size))
+    if CLIP_SCORE in table.column_names:  # a second clip_score step: its cut is on its scores
+        return table.set_column(table.column_names.index(CLIP_SCORE), CLIP_SCORE, column)
+    return table.append_column(CLIP_SCORE, column)
+
+
+@decide("clip_score")
+def clip_score_cut(table: pa.Table, p: ClipScore, ctx: StepContext) -> pa.Table:
+    """The global part: the cut over the whole table's scores (a fraction needs all of them)."""
+    s = table.column(CLIP_SCORE).to_numpy()
     if p.fraction is not None:
         keep = (s >= fraction_threshold(s, p.fraction)) & np.isfinite(s)
     elif p.threshold is not None:

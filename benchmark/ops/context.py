@@ -33,6 +33,7 @@ class StepContext:
     detector: Callable[[], str] | None = None  # lazily trains/finds the track's detector weights
     store_root: Path | None = None  # where generate steps keep their shards (``generated/``)
     allow_weights: tuple[str, ...] = ()  # pickled weights the user allowed (``--allow-weights``)
+    recipe_dir: Path | None = None  # what files a step names are relative to (``uids``)
     samples_processed: int = 0
     unreadable: int = 0  # images iter_images could not read, reported with the step
     extra_costs: dict = field(default_factory=dict)

@@ -9,6 +9,7 @@ import pyarrow as pa
 from PIL import Image
 from pydantic import Field
 
+from benchmark.columns import CAPTION, IMAGE, IMAGE_GROUP
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
 
@@ -54,7 +55,11 @@ def first_of_groups(
     return keep
 
 
-@register("dedup", "filter", Dedup)
+def _reads(p: Dedup) -> tuple[str, ...]:
+    return (IMAGE, CAPTION) if p.by == "image+caption" else (IMAGE,)
+
+
+@register("dedup", "filter", Dedup, reads=_reads, scope="table")
 def dedup(table: pa.Table, p: Dedup, ctx: StepContext) -> pa.Table:
     """Drop rows whose image (or image and caption) repeats an earlier row's; keeps the first.
 
@@ -62,9 +67,9 @@ def dedup(table: pa.Table, p: Dedup, ctx: StepContext) -> pa.Table:
     unit: the group stays or goes together, and its image is read once. Unreadable images are
     dropped.
     """
-    ctx.require(table, "image")
-    if p.by == "image" and "image_group" in table.column_names:
-        units = table.column("image_group").to_pylist()
+    ctx.require(table, *_reads(p))
+    if p.by == "image" and IMAGE_GROUP in table.column_names:
+        units = table.column(IMAGE_GROUP).to_pylist()
     else:
         units = list(range(table.num_rows))
     first: dict = {}
@@ -79,7 +84,7 @@ def dedup(table: pa.Table, p: Dedup, ctx: StepContext) -> pa.Table:
     readable = ~np.isnan(sigs[:, 0])
     keys = [""] * len(reps)
     if p.by == "image+caption":
-        captions = table.column("caption").to_pylist()
+        captions = table.column(CAPTION).to_pylist()
         keys = [captions[i].strip().lower() for i in reps]
     keep = np.zeros(len(reps), dtype=bool)
     if readable.any():

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field, create_model, model_validator
 
+from benchmark.columns import ADDED, CAPTION, PARENT_CAPTION, REMOVED
 from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, check_failures
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
@@ -18,6 +19,7 @@ from benchmark.text.vocabulary import mentions, vocabulary
 from benchmark.text.wordnet import WordNetMissing
 
 Edit = Literal["removed", "absence", "replaced", "failed"]
+EDIT = "edit"  # how an earlier edit_caption changed the row's caption
 SYSTEM = (
     "One object was removed from each image below. Each line is '<index>: [<object>] "
     "<caption>'. Edit the caption so that it describes the edited image: delete the words "
@@ -97,7 +99,8 @@ def _llm(
     """The LLM's edit per pair, asking once per distinct pair, ``captions_per_request`` to a
     prompt. A failed request, or a "removed" caption that still names the object (by the
     offline vocabulary: the edit would contradict its image), is a failure, counted in
-    ``reasons``."""
+    ``reasons``. Prompts hold the distinct pairs of the batch the row part was given (see
+    ``keywords._llm_keywords``); ``max_failures`` is checked per batch."""
     unique = list(dict.fromkeys(pairs))
     size = p.captions_per_request
     chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
@@ -141,7 +144,13 @@ def _column(table: pa.Table, name: str, values: list, dtype: pa.DataType) -> pa.
     return table.append_column(name, array)
 
 
-@register("edit_caption", "map", EditCaption)
+@register(
+    "edit_caption",
+    "map",
+    EditCaption,
+    reads=(CAPTION, REMOVED),
+    writes=(CAPTION, PARENT_CAPTION, EDIT),
+)
 def edit_caption(table: pa.Table, p: EditCaption, ctx: StepContext) -> pa.Table:
     """Counterfactual captions: on each row whose ``removed`` names the category an earlier
     step (``inpaint``) removed from the image, and that no earlier ``edit_caption`` edited,
@@ -158,20 +167,18 @@ def edit_caption(table: pa.Table, p: EditCaption, ctx: StepContext) -> pa.Table:
     caption still names the object, are dropped: the parent caption would describe an image
     that no longer exists (more than ``llm.max_failures`` of the requests failing fails the
     step). Counts of each outcome, and the LLM's tokens and cost, go to the step's record."""
-    ctx.require(table, "caption", "removed")
-    removed = table.column("removed").to_pylist()
+    ctx.require(table, CAPTION, REMOVED)
+    removed = table.column(REMOVED).to_pylist()
     added = (
-        table.column("added").to_pylist()
-        if "added" in table.column_names
-        else [None] * table.num_rows
+        table.column(ADDED).to_pylist() if ADDED in table.column_names else [None] * table.num_rows
     )
-    done = table.column("edit").to_pylist() if "edit" in table.column_names else None
+    done = table.column(EDIT).to_pylist() if EDIT in table.column_names else None
     todo = [i for i, r in enumerate(removed) if r is not None and not (done and done[i])]
     swaps = [i for i in todo if added[i] is not None]
     todo = [i for i in todo if added[i] is None]
     if swaps and p.backend == "llm":
         raise ctx.fail("backend 'llm' edits removals; replacements (repaint) need backend offline")
-    captions = table.column("caption").to_pylist()
+    captions = table.column(CAPTION).to_pylist()
     ctx.samples_processed += len(todo) + len(swaps)
     pairs = [(captions[i] or "", removed[i]) for i in todo]
     reasons: Counter[str] = Counter()
@@ -190,8 +197,8 @@ def edit_caption(table: pa.Table, p: EditCaption, ctx: StepContext) -> pa.Table:
     todo += swaps
     new_captions = list(captions)
     parents = (
-        table.column("parent_caption").to_pylist()
-        if "parent_caption" in table.column_names
+        table.column(PARENT_CAPTION).to_pylist()
+        if PARENT_CAPTION in table.column_names
         else [None] * table.num_rows
     )
     edits = list(done) if done else [None] * table.num_rows
@@ -203,9 +210,9 @@ def edit_caption(table: pa.Table, p: EditCaption, ctx: StepContext) -> pa.Table:
             keep[i] = False
             continue
         parents[i], new_captions[i], edits[i] = captions[i], text, edit
-    table = _column(table, "caption", new_captions, table.schema.field("caption").type)
-    table = _column(table, "parent_caption", parents, pa.string())
-    table = _column(table, "edit", edits, pa.string())
+    table = _column(table, CAPTION, new_captions, table.schema.field(CAPTION).type)
+    table = _column(table, PARENT_CAPTION, parents, pa.string())
+    table = _column(table, EDIT, edits, pa.string())
     ctx.extra_costs["edit_caption"] = {
         "rows": len(todo),
         "removed": counts["removed"],

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from benchmark.columns import EMBEDDING, IMAGE
 from benchmark.models.trust import ClipModel, ClipWeights
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
@@ -16,7 +17,7 @@ from benchmark.ops.registry import Params, register
 if TYPE_CHECKING:
     from benchmark.models import clip
 
-COLUMN = "embedding"
+COLUMN = EMBEDDING
 # Field metadata naming the model behind the column: a later step asking for another model must
 # not silently reuse vectors from a different embedding space.
 SOURCE_KEY = b"smallcomp.model"
@@ -45,6 +46,14 @@ def bundle(model: str | None, pretrained: str | None, ctx: StepContext) -> clip.
     return ctx.reference()
 
 
+def _made_by(table: pa.Table) -> str | None:
+    """The model behind the table's ``embedding`` column (``source``), or None without one."""
+    if COLUMN not in table.column_names:
+        return None
+    field = table.schema.field(COLUMN)
+    return (field.metadata or {}).get(SOURCE_KEY, REFERENCE.encode()).decode()
+
+
 def _from_column(table: pa.Table, ctx: StepContext) -> np.ndarray:
     lists = table.column(COLUMN).combine_chunks()
     valid = lists.is_valid().to_numpy(zero_copy_only=False)
@@ -70,12 +79,9 @@ def image_embeddings(
     saves every later step the encoder pass. Rows that share an image reference (several
     captions of one photo) are encoded once.
     """
-    if COLUMN in table.column_names:
-        field = table.schema.field(COLUMN)
-        made_by = (field.metadata or {}).get(SOURCE_KEY, REFERENCE.encode()).decode()
-        if made_by == source(model, pretrained):
-            return _from_column(table, ctx)
-    ctx.require(table, "image")
+    if _made_by(table) == source(model, pretrained):
+        return _from_column(table, ctx)
+    ctx.require(table, IMAGE)
     if table.num_rows == 0:
         return np.zeros((0, 0), dtype=np.float32)
     encoder = bundle(model, pretrained, ctx)
@@ -100,13 +106,15 @@ def embedding_array(vectors: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~valid))
 
 
-@register("embed", "score", Embed)
+@register("embed", "score", Embed, reads=(IMAGE,), writes=(EMBEDDING,), device=True)
 def embed(table: pa.Table, p: Embed, ctx: StepContext) -> pa.Table:
     """Adds ``embedding``: each image's L2-normalised embedding under the track's reference CLIP
     (or the model named here), null where the image cannot be read. Computing it once lets the
     ``clustered`` sampler and later embedding-based steps (``image_based``, ``nearest_images``)
     share one encoder pass; they reuse the column when it comes from the model they would use.
     Replaces an ``embedding`` column made by another model."""
+    if _made_by(table) == source(p.model, p.pretrained):
+        return table  # the same vectors, row by row, whatever batch a row is in
     vectors = image_embeddings(table, ctx, p.model, p.pretrained, p.batch_size)
     field = pa.field(
         COLUMN, pa.list_(pa.float32()), metadata={SOURCE_KEY: source(p.model, p.pretrained)}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -61,7 +62,10 @@ class GeneratedStore:
         for key, data, _, _, meta in rows:
             content.update(f"{key}\n{meta}\n".encode() + hashlib.sha256(data).digest())
         name = f"chunk-{content.hexdigest()[:16]}"
-        tmp_prefix = f".{name}.{os.getpid()}"
+        # Temporaries unique to this write: workers on other machines may share a pid. Two that
+        # made the same chunk each rename a whole copy over the other (the same members at the
+        # same offsets), and the row table goes last, so no reader sees a chunk half written.
+        tmp_prefix = f".{name}.{uuid.uuid4().hex}"
         writer = ShardWriter(self.dir, prefix=tmp_prefix, maxcount=len(rows) + 1)
         refs = [writer.write(key, "png", data) for key, data, _, _, _ in rows]
         writer.close()

@@ -12,6 +12,7 @@ import pyarrow as pa
 from PIL import Image
 from pydantic import Field
 
+from benchmark.columns import EMBEDDING, IMAGE, WIDTH
 from benchmark.evaluate.shapes import CLASSNAMES
 from benchmark.models.trust import ClipModel, ClipWeights
 from benchmark.ops.batching import kmeans
@@ -75,8 +76,8 @@ def folder_targets(root: Path, per_class: int, seed: int) -> Iterator[Image.Imag
 
 def _pool_image_size(table: pa.Table) -> int:
     """Rendered targets take the pool's size so they pass through the same resize as its images."""
-    if "width" in table.column_names and table.num_rows:
-        return int(np.median(table.column("width").to_numpy(zero_copy_only=False)))
+    if WIDTH in table.column_names and table.num_rows:
+        return int(np.median(table.column(WIDTH).to_numpy(zero_copy_only=False)))
     return CANVAS
 
 
@@ -99,7 +100,14 @@ def nearest_centre(x: torch.Tensor, centres: torch.Tensor) -> np.ndarray:
     return (x @ centres.T).argmax(dim=1).numpy()
 
 
-@register("image_based", "filter", ImageBased)
+@register(
+    "image_based",
+    "filter",
+    ImageBased,
+    reads=(IMAGE, WIDTH),
+    uses=(EMBEDDING,),
+    scope="table",
+)
 def image_based(table: pa.Table, p: ImageBased, ctx: StepContext) -> pa.Table:
     """DataComp's image-based filter (Gadre et al. 2023): cluster the pool's reference-CLIP image
     embeddings by k-means, embed images of the target classes, and keep the samples in every
@@ -110,7 +118,9 @@ def image_based(table: pa.Table, p: ImageBased, ctx: StepContext) -> pa.Table:
     renders of the shapes world's zero-shot classes, seeded apart from the eval scenes) or an
     ImageFolder directory (ImageNet's train split in DataComp). Unreadable images are dropped.
     Clusters kept go to the step's record. k-means is torch's, not faiss: a second OpenMP
-    runtime in the process slows the training that follows several-fold."""
+    runtime in the process slows the training that follows several-fold. A global step: it
+    reads an ``embedding`` column (``embed``) made by the same model, and embeds the images
+    itself only without one."""
     import torch
 
     folder = None

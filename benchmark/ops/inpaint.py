@@ -13,6 +13,21 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 from tqdm import tqdm
 
+from benchmark.columns import (
+    ADDED,
+    CAPTION,
+    DETECTIONS,
+    EDIT_BOX,
+    GENERATOR,
+    HEIGHT,
+    IMAGE,
+    PARENT_IMAGE,
+    PARENT_UID,
+    REMOVED,
+    SOURCE,
+    UID,
+    WIDTH,
+)
 from benchmark.models.trust import PipelineModel
 from benchmark.ops.context import StepContext
 from benchmark.ops.generated import GeneratedStore, row_key
@@ -22,12 +37,16 @@ from benchmark.store import digest
 from benchmark.text.seeding import sample_rng
 from benchmark.text.vocabulary import categories, vocabulary
 
+# The columns only generated rows have (null in the originals): what ``quality_check`` and the
+# ``paired`` sampler read. ``parent_image`` lets a check compare an edit with its parent within
+# the row, wherever the parent row is.
 GENERATED = {
-    "parent_uid": pa.string(),
-    "generator": pa.string(),
-    "removed": pa.string(),
-    "added": pa.string(),
-    "edit_box": pa.list_(pa.float32()),
+    PARENT_UID: pa.string(),
+    GENERATOR: pa.string(),
+    REMOVED: pa.string(),
+    ADDED: pa.string(),
+    EDIT_BOX: pa.list_(pa.float32()),
+    PARENT_IMAGE: pa.string(),
 }
 
 
@@ -145,9 +164,9 @@ def _plans(table: pa.Table, p: Inpaint | Repaint, step_hash: str) -> list[dict]:
     ``repaint``, one edit per category painted in the object's place."""
     replace = _replacement(p) if isinstance(p, Repaint) else None
     plans = []
-    columns = ("uid", "image", "caption", "source", "detections")
+    columns = (UID, IMAGE, CAPTION, SOURCE, DETECTIONS)
     rows = zip(*(table.column(c).to_pylist() for c in columns), strict=True)
-    parents = table.column("parent_uid").to_pylist() if "parent_uid" in table.column_names else None
+    parents = table.column(PARENT_UID).to_pylist() if PARENT_UID in table.column_names else None
     for i, (uid, image, caption, source, dets) in enumerate(rows):
         if not dets or (parents and parents[i] is not None):
             continue
@@ -220,12 +239,14 @@ def _generate(
 
 
 def _edit(table: pa.Table, p: Inpaint | Repaint, ctx: StepContext, op: str) -> pa.Table:
-    """Plan, generate what the store lacks, and append one row per stored edit."""
-    ctx.require(table, "uid", "image", "caption", "detections")
+    """Plan, generate what the store lacks, and return one new row per stored edit (only the
+    new rows: ``registry.append_generated`` puts them after the whole input). Each row's edit
+    depends on that row alone, and batches that run at once share the store safely."""
+    ctx.require(table, UID, IMAGE, CAPTION, DETECTIONS)
     if ctx.store_root is None:
         raise ctx.fail("needs a run store to keep generated images in")
-    if "source" not in table.column_names:
-        table = table.append_column("source", pa.nulls(table.num_rows, pa.string()))
+    if SOURCE not in table.column_names:
+        table = table.append_column(SOURCE, pa.nulls(table.num_rows, pa.string()))
     identity = p.model_dump(exclude={"batch_size", "chunk_size"})
     step_hash = digest({"op": op, "params": identity})
     store = GeneratedStore(ctx.store_root, step_hash)
@@ -244,39 +265,55 @@ def _edit(table: pa.Table, p: Inpaint | Repaint, ctx: StepContext, op: str) -> p
     }
     plans = [plan for plan in plans if plan["key"] in have]
     generator = f"{op}/{p.backend}"
-    new = pa.table(
+    return pa.table(
         {
-            "uid": pa.array([x["key"] for x in plans], pa.string()),
-            "caption": pa.array([x["caption"] for x in plans], pa.string()),
-            "image": pa.array([have[x["key"]]["image"] for x in plans], pa.string()),
-            "width": pa.array([have[x["key"]]["width"] for x in plans], pa.int32()),
-            "height": pa.array([have[x["key"]]["height"] for x in plans], pa.int32()),
-            "source": pa.array([x["source"] for x in plans], pa.string()),
-            "parent_uid": pa.array([x["parent_uid"] for x in plans], pa.string()),
-            "generator": pa.array([generator] * len(plans), pa.string()),
-            "removed": pa.array([x["label"] for x in plans], pa.string()),
-            "added": pa.array([x["new"] for x in plans], pa.string()),
-            "edit_box": pa.array([x["box"] for x in plans], GENERATED["edit_box"]),
+            UID: pa.array([x["key"] for x in plans], pa.string()),
+            CAPTION: pa.array([x["caption"] for x in plans], pa.string()),
+            IMAGE: pa.array([have[x["key"]]["image"] for x in plans], pa.string()),
+            WIDTH: pa.array([have[x["key"]]["width"] for x in plans], pa.int32()),
+            HEIGHT: pa.array([have[x["key"]]["height"] for x in plans], pa.int32()),
+            SOURCE: pa.array([x["source"] for x in plans], pa.string()),
+            PARENT_UID: pa.array([x["parent_uid"] for x in plans], GENERATED[PARENT_UID]),
+            GENERATOR: pa.array([generator] * len(plans), GENERATED[GENERATOR]),
+            REMOVED: pa.array([x["label"] for x in plans], GENERATED[REMOVED]),
+            ADDED: pa.array([x["new"] for x in plans], GENERATED[ADDED]),
+            EDIT_BOX: pa.array([x["box"] for x in plans], GENERATED[EDIT_BOX]),
+            PARENT_IMAGE: pa.array([x["image"] for x in plans], GENERATED[PARENT_IMAGE]),
         }
     )
-    for name, dtype in GENERATED.items():
-        if name not in table.column_names:
-            table = table.append_column(name, pa.nulls(table.num_rows, dtype))
-    return pa.concat_tables([table, new], promote_options="permissive")
 
 
-@register("inpaint", "generate", Inpaint, cost=_cost, isolate=True)
+@register(
+    "inpaint",
+    "generate",
+    Inpaint,
+    reads=(UID, IMAGE, CAPTION, DETECTIONS),
+    writes=tuple(GENERATED),
+    device=True,
+    cost=_cost,
+    isolate=True,
+)
 def inpaint(table: pa.Table, p: Inpaint, ctx: StepContext) -> pa.Table:
     """For each sample with detections (from ``detect``), remove one object it names by
     inpainting its (dilated) box or polygon, and add the edit as a new row: ``parent_uid``,
-    ``generator``, ``removed`` (the object's category; ``edit_caption`` rewrites the caption
-    next) and ``edit_box``. Originals stay. Edited images go to shards of their own under
-    ``generated/<step hash>/``, keyed by parent uid and the edit's inputs, so generation resumes
-    where it stopped, can be split across processes, and is never redone for unchanged inputs."""
+    ``parent_image``, ``generator``, ``removed`` (the object's category; ``edit_caption``
+    rewrites the caption next) and ``edit_box``. Originals stay. Edited images go to shards of
+    their own under ``generated/<step hash>/``, keyed by parent uid and the edit's inputs, so
+    generation resumes where it stopped, can be split across processes, and is never redone for
+    unchanged inputs."""
     return _edit(table, p, ctx, "inpaint")
 
 
-@register("repaint", "generate", Repaint, cost=_cost, isolate=True)
+@register(
+    "repaint",
+    "generate",
+    Repaint,
+    reads=(UID, IMAGE, CAPTION, DETECTIONS),
+    writes=tuple(GENERATED),
+    device=True,
+    cost=_cost,
+    isolate=True,
+)
 def repaint(table: pa.Table, p: Repaint, ctx: StepContext) -> pa.Table:
     """Like ``inpaint``, but the object's box is painted with an object of another category
     that neither the image nor the caption has ("a dog on a couch" → a cat on the couch), named

@@ -9,12 +9,15 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field, create_model, model_validator
 
+from benchmark.columns import CAPTION, KEYWORDS
 from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, check_failures
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
 from benchmark.text.noun_classes import caption_classes, datacomp_classes
 from benchmark.text.vocabulary import categories, vocabulary
 from benchmark.text.wordnet import WordNetMissing
+
+TEXT_CLASSES = "text_classes"
 
 SYSTEM = (
     "You label image captions with the object categories they mention. Use only these "
@@ -69,7 +72,12 @@ def prompt(captions: list[str]) -> str:
 def _llm_keywords(
     captions: list[str], names: tuple[str, ...], p: Keywords, ctx: StepContext
 ) -> list[list[str] | None]:
-    """Keywords per caption, None where the LLM gave no valid answer after its retries."""
+    """Keywords per caption, None where the LLM gave no valid answer after its retries.
+
+    A prompt holds ``captions_per_request`` consecutive captions of the batch the row part was
+    given, so the prompts (and the cache keys) follow the executor's batches; each caption's
+    answer is asked for by its own index, so only a model that lets neighbours sway it answers
+    differently for another split. ``max_failures`` is checked per batch."""
     system = SYSTEM.format(names=", ".join(names))
     size = p.captions_per_request
     chunks = [captions[i : i + size] for i in range(0, len(captions), size)]
@@ -97,7 +105,7 @@ def _llm_keywords(
     return out
 
 
-@register("keywords", "score", Keywords)
+@register("keywords", "score", Keywords, reads=(CAPTION,), writes=(KEYWORDS,))
 def keywords(table: pa.Table, p: Keywords, ctx: StepContext) -> pa.Table:
     """Which object categories each caption mentions, as a list<string> column ``keywords``
     (COCO's 80 names, or the shapes world's shapes). Keyword lists are what concept-balancing
@@ -107,15 +115,15 @@ def keywords(table: pa.Table, p: Keywords, ctx: StepContext) -> pa.Table:
     ``captions_per_request`` captions per prompt, with validated JSON answers; a caption whose
     request still failed after retries gets null (more than ``llm.max_failures`` of the
     requests failing fails the step), and tokens and cost go to the step's record."""
-    ctx.require(table, "caption")
-    captions = [c or "" for c in table.column("caption").to_pylist()]
+    ctx.require(table, CAPTION)
+    captions = [c or "" for c in table.column(CAPTION).to_pylist()]
     ctx.samples_processed += len(captions)
     vocab = vocabulary(p.vocabulary)
     if p.backend == "llm" and captions:
         found = _llm_keywords(captions, vocab.categories, p, ctx)
     else:
         found = [categories(c, vocab) for c in captions]
-    return table.append_column("keywords", pa.array(found, pa.list_(pa.string())))
+    return table.append_column(KEYWORDS, pa.array(found, pa.list_(pa.string())))
 
 
 class TextBased(Params):
@@ -139,7 +147,7 @@ class TextBased(Params):
         return self
 
 
-@register("text_based", "filter", TextBased)
+@register("text_based", "filter", TextBased, reads=(CAPTION,), writes=(TEXT_CLASSES,))
 def text_based(table: pa.Table, p: TextBased, ctx: StepContext) -> pa.Table:
     """DataComp's text-based filter: keep a sample when a caption word's most likely WordNet
     sense (lemmatised) is one of the target classes, so training text is about the concepts the
@@ -149,8 +157,8 @@ def text_based(table: pa.Table, p: TextBased, ctx: StepContext) -> pa.Table:
     whole (benchmark/text/noun_classes.py says how they differ). Adds ``text_classes`` (the
     classes matched; ImageNet-21k ones by wnid). Needs the WordNet 3.0 database (apt-get install
     wordnet-base)."""
-    ctx.require(table, "caption")
-    captions = [c or "" for c in table.column("caption").to_pylist()]
+    ctx.require(table, CAPTION)
+    captions = [c or "" for c in table.column(CAPTION).to_pylist()]
     ctx.samples_processed += len(captions)
     try:
         if p.match == "datacomp":
@@ -159,5 +167,5 @@ def text_based(table: pa.Table, p: TextBased, ctx: StepContext) -> pa.Table:
             found = [caption_classes(c, p.classes, p.depth) for c in captions]
     except WordNetMissing as e:
         raise ctx.fail(str(e)) from None
-    table = table.append_column("text_classes", pa.array(found, pa.list_(pa.string())))
+    table = table.append_column(TEXT_CLASSES, pa.array(found, pa.list_(pa.string())))
     return table.filter(pa.array([bool(f) for f in found], pa.bool_()))

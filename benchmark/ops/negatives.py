@@ -7,6 +7,7 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import Field
 
+from benchmark.columns import CAPTION, NEGATIVES, UID
 from benchmark.evaluate import aro
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
@@ -14,8 +15,6 @@ from benchmark.spec.numbers import Seed
 from benchmark.text.seeding import sample_rng
 from benchmark.text.swaps import KINDS, Kind, Tagged, english_candidates, pick, shapes_candidates
 from benchmark.text.vocabulary import coco
-
-COLUMN = "negative_captions"
 
 
 class HardNegatives(Params):
@@ -45,7 +44,7 @@ def _tags(captions: list[str], p: HardNegatives, ctx: StepContext) -> list[Tagge
         return None
 
 
-@register("hard_negatives", "map", HardNegatives)
+@register("hard_negatives", "map", HardNegatives, reads=(UID, CAPTION), writes=(NEGATIVES,))
 def hard_negatives(table: pa.Table, p: HardNegatives, ctx: StepContext) -> pa.Table:
     """NegCLIP-style hard negatives: up to ``max_per_sample`` captions per sample, each the
     caption with one thing changed (objects or colours swapped, a relation inverted, a colour
@@ -54,9 +53,9 @@ def hard_negatives(table: pa.Table, p: HardNegatives, ctx: StepContext) -> pa.Ta
     binding matter. Every negative differs from its caption; a caption with nothing to swap
     gets an empty list. ``vocabulary: shapes`` parses the world's captions exactly; otherwise
     COCO nouns and colour words are swapped, or any nouns/adjectives when spaCy is installed."""
-    ctx.require(table, "uid", "caption")
-    uids = table.column("uid").to_pylist()
-    captions = [c or "" for c in table.column("caption").to_pylist()]
+    ctx.require(table, UID, CAPTION)
+    uids = table.column(UID).to_pylist()
+    captions = [c or "" for c in table.column(CAPTION).to_pylist()]
     ctx.samples_processed += len(captions)
     tags = _tags(captions, p, ctx)
     vocab = coco()
@@ -68,4 +67,4 @@ def hard_negatives(table: pa.Table, p: HardNegatives, ctx: StepContext) -> pa.Ta
         else:
             candidates = english_candidates(caption, vocab, rng, tags[i] if tags else None)
         found.append(pick(caption, candidates, p.kinds, p.max_per_sample, rng))
-    return table.append_column(COLUMN, pa.array(found, pa.list_(pa.string())))
+    return table.append_column(NEGATIVES, pa.array(found, pa.list_(pa.string())))

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from benchmark.columns import EMBEDDING, IMAGE, UID
 from benchmark.models.trust import ClipModel, ClipWeights
 from benchmark.ops.context import StepContext
 from benchmark.ops.embedding import image_embeddings
@@ -108,7 +109,15 @@ def match(
     return groups, joins
 
 
-@register("nearest_images", "score", NearestImages)
+@register(
+    "nearest_images",
+    "score",
+    NearestImages,
+    reads=(UID, IMAGE),
+    writes=lambda p: (p.column,),
+    uses=(EMBEDDING,),
+    scope="table",
+)
 def nearest_images(table: pa.Table, p: NearestImages, ctx: StepContext) -> pa.Table:
     """NegCLIP's hard-negative images (Yuksekgonul et al. 2023): groups each image with its
     nearest images in the pool (exact cosine on reference-CLIP embeddings, at most
@@ -124,7 +133,7 @@ def nearest_images(table: pa.Table, p: NearestImages, ctx: StepContext) -> pa.Ta
     record, with the images the cut kept from their nearest neighbour."""
     import torch
 
-    ctx.require(table, "uid")
+    ctx.require(table, UID)
     if p.column in table.column_names:
         raise ctx.fail(
             f"column '{p.column}' already exists (on photo pools 'image_group' means captions "

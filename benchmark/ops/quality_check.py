@@ -9,8 +9,19 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from benchmark.columns import (
+    ADDED,
+    CAPTION,
+    IMAGE,
+    PARENT_CAPTION,
+    PARENT_IMAGE,
+    PARENT_UID,
+    REMOVED,
+    UID,
+)
 from benchmark.models.trust import DetectorModel
 from benchmark.ops.context import StepContext
+from benchmark.ops.detect import windows
 from benchmark.ops.registry import Params, register
 
 if TYPE_CHECKING:
@@ -47,32 +58,39 @@ def _changed(a: np.ndarray, b: np.ndarray, noise: int) -> float:
     return float((np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=2) > noise).mean())
 
 
-@register("quality_check", "filter", QualityCheck, cost=_cost, isolate=True)
+@register(
+    "quality_check",
+    "filter",
+    QualityCheck,
+    reads=(UID, IMAGE, CAPTION, PARENT_UID, PARENT_IMAGE, REMOVED, PARENT_CAPTION),
+    device=True,
+    cost=_cost,
+    isolate=True,
+)
 def quality_check(table: pa.Table, p: QualityCheck, ctx: StepContext) -> pa.Table:
     """Drop generated rows (those with a ``parent_uid``) whose edit fails any enabled check:
     (a) the detector still finds the removed object in the edited image, or does not find the
     one ``repaint`` painted in its place (``added``); (b) the reference CLIP scores the edited
     image higher with the parent's caption than with the edited one, i.e. the caption edit does
     not describe the image edit; (c) fewer than ``min_changed`` of the pixels
-    changed by more than ``noise``, i.e. nothing visible was removed. Originals are kept. Counts
-    of each rejection reason go to the step's record (a row can fail several)."""
-    ctx.require(table, "uid", "image", "caption", "parent_uid", "removed", "parent_caption")
-    parents = table.column("parent_uid").to_pylist()
-    todo = [i for i, v in enumerate(parents) if v is not None]
-    uids, refs = table.column("uid").to_pylist(), table.column("image").to_pylist()
-    image_of = dict(zip(uids, refs, strict=True))
-    removed = table.column("removed").to_pylist()
+    changed by more than ``noise``, i.e. nothing visible was removed (against the parent's
+    image the generate step wrote in ``parent_image``). Originals are kept. Counts of each
+    rejection reason go to the step's record (a row can fail several). Every check reads the
+    row alone; the models' batches are the generated rows in each ``batch_size`` rows."""
+    ctx.require(table, UID, IMAGE, CAPTION, PARENT_UID, PARENT_IMAGE, REMOVED, PARENT_CAPTION)
+    generated = [v is not None for v in table.column(PARENT_UID).to_pylist()]
+    todo = np.flatnonzero(generated)
+    parent_images = table.column(PARENT_IMAGE).to_pylist()
+    removed = table.column(REMOVED).to_pylist()
     added = (
-        table.column("added").to_pylist()
-        if "added" in table.column_names
-        else [None] * table.num_rows
+        table.column(ADDED).to_pylist() if ADDED in table.column_names else [None] * table.num_rows
     )
-    captions = table.column("caption").to_pylist()
-    old = table.column("parent_caption").to_pylist()
+    captions = table.column(CAPTION).to_pylist()
+    old = table.column(PARENT_CAPTION).to_pylist()
     reasons: Counter[str] = Counter()
     bad = np.zeros(table.num_rows, dtype=bool)
     detector = bundle = None
-    if p.detector and todo:
+    if p.detector and len(todo):
         from benchmark.models.detector import Detector
 
         if p.detector_model is None and ctx.detector is None:
@@ -81,13 +99,11 @@ def quality_check(table: pa.Table, p: QualityCheck, ctx: StepContext) -> pa.Tabl
         # As in ``detect``: the track's detector is trusted, a recipe's only if allowed.
         allow = ctx.allow_weights if p.detector_model is not None else (model,)
         detector = Detector(model, device=ctx.device, imgsz=p.imgsz, allow=allow)
-    if p.clip and todo:
+    if p.clip and len(todo):
         if ctx.reference is None:
             raise ctx.fail("the track has no reference model for the CLIP check; set clip: false")
         bundle: clip.ClipBundle = ctx.reference()
-    sub = table.take(pa.array(todo, pa.int64()))
-    for idx, images in ctx.iter_images(sub, p.batch_size):
-        rows = [todo[k] for k in idx]
+    for rows, images in windows(table, generated, p.batch_size, ctx):
         ok = [k for k, im in enumerate(images) if im is not None]
         for k, im in enumerate(images):
             if im is None:
@@ -117,7 +133,7 @@ def quality_check(table: pa.Table, p: QualityCheck, ctx: StepContext) -> pa.Tabl
                     bad[rows[k]] = True
         for k in ok:
             row = rows[k]
-            parent_ref = image_of.get(parents[row])
+            parent_ref = parent_images[row]
             if parent_ref is None:
                 reasons["parent_missing"] += 1
                 bad[row] = True

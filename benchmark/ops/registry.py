@@ -14,10 +14,13 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Literal
 
+import pyarrow as pa
+
+from benchmark.ops.context import StepContext
 from benchmark.spec.strict import Strict
 
 Kind = Literal["score", "filter", "map", "generate", "sample"]
@@ -40,6 +43,7 @@ BUILTIN_MODULES = (
     "benchmark.ops.image_based",
     "benchmark.ops.neighbours",
     "benchmark.ops.edit_caption",
+    "benchmark.ops.uids",
 )
 
 
@@ -50,19 +54,68 @@ class Params(Strict):
 # Estimated device-seconds per input row for the given params on a device kind ("cpu" or
 # "cuda"): lets a track's curation budget refuse a recipe before any work starts.
 Cost = Callable[[Params, str], float]
+# The columns a step reads or writes: fixed, or named by its params (a sampler's ``column``).
+Columns = tuple[str, ...] | Callable[[Params], tuple[str, ...]]
+Part = Callable[[pa.Table, Params, StepContext], pa.Table]
+Scope = Literal["rows", "table"]
 
 
 @dataclass(frozen=True)
 class Op:
+    """One step a recipe can name, split the way it can be distributed.
+
+    ``fn`` with ``scope="rows"`` is row-local: given any slice of the table it returns that
+    slice's rows (a filter may drop some, a score or map adds or changes columns; a generate op
+    returns only the rows it adds, which go after the whole table in input order), so an
+    executor may run it on batches anywhere and concatenate. ``decide`` is the optional global
+    part after it, over the whole table's columns on the driver (a quantile cut). ``scope=
+    "table"`` ops (dedup, k-means, samplers) are global only: they never see pixels, only
+    columns. ``reads`` and ``writes`` let ``validate`` check a recipe's column flow before any
+    work; a global part is given only those columns and ``uses``. ``device`` marks a row part
+    that wants the accelerator (a GPU actor on Ray)."""
+
     name: str
     kind: Kind
     params: type[Params]
     fn: Callable
     doc: str
+    reads: Columns = ()
+    writes: Columns = ()
+    scope: Scope = "rows"
+    decide: Part | None = None
+    uses: tuple[str, ...] = ()  # columns read when the table has them (a cached embedding)
+    device: bool = False
     cost: Cost | None = None
     # Runs in a worker process: libraries such as ultralytics and faiss bring their own OpenMP
     # runtime, which slows the trainer's torch several-fold once they share its process.
     isolate: bool = False
+
+    def columns_read(self, p: Params) -> tuple[str, ...]:
+        return self.reads(p) if callable(self.reads) else self.reads
+
+    def columns_written(self, p: Params) -> tuple[str, ...]:
+        return self.writes(p) if callable(self.writes) else self.writes
+
+    def apply(self, table: pa.Table, p: Params, ctx: StepContext) -> pa.Table:
+        """The whole step on one table in this process: the row part on the table as one
+        batch, then the global part. Executors split the row part; the answer is the same."""
+        if self.kind == "sample":
+            raise TypeError(f"op {self.name!r} is a sampler: the trainer runs it")
+        if self.scope == "table":
+            return self.fn(table, p, ctx)
+        out = self.fn(table, p, ctx)
+        if self.kind == "generate":
+            out = append_generated(table, out)
+        return self.decide(out, p, ctx) if self.decide else out
+
+
+def append_generated(table: pa.Table, new: pa.Table) -> pa.Table:
+    """A generate step's output: the input rows (null in the columns only new rows have), then
+    the new rows."""
+    for name in new.column_names:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, new.schema.field(name).type))
+    return pa.concat_tables([table, new], promote_options="permissive")
 
 
 _OPS: dict[str, Op] = {}
@@ -74,17 +127,41 @@ def register(
     kind: Kind,
     params: type[Params] = Params,
     *,
+    reads: Columns = (),
+    writes: Columns = (),
+    scope: Scope = "rows",
+    uses: tuple[str, ...] = (),
+    device: bool = False,
     cost: Cost | None = None,
     isolate: bool = False,
 ) -> Callable[[Callable], Callable]:
-    """Register ``fn`` as op ``name``; its docstring is what ``smallcomp ops`` shows."""
+    """Register ``fn`` as op ``name``; its docstring is what ``smallcomp ops`` shows. Samplers
+    (``kind="sample"``) are global (``scope="table"``): ``fn(table, p, batch_size, rng)``."""
     if kind not in KINDS:
         raise ValueError(f"op {name!r}: kind must be one of {KINDS}, got {kind!r}")
+    if kind == "sample":
+        scope = "table"
 
     def deco(fn: Callable) -> Callable:
         if name in _OPS and _OPS[name].fn is not fn:
             raise ValueError(f"op {name!r} is registered twice")
-        _OPS[name] = Op(name, kind, params, fn, (fn.__doc__ or "").strip(), cost, isolate)
+        doc = (fn.__doc__ or "").strip()
+        _OPS[name] = Op(
+            name, kind, params, fn, doc, reads, writes, scope, None, device, cost, isolate
+        )
+        return fn
+
+    return deco
+
+
+def decide(name: str) -> Callable[[Part], Part]:
+    """Register the global part of row-local op ``name`` (registered just before it)."""
+
+    def deco(fn: Part) -> Part:
+        op = _OPS[name]
+        if op.scope != "rows":
+            raise ValueError(f"op {name!r} is global already; it has no separate decide part")
+        _OPS[name] = replace(op, decide=fn)
         return fn
 
     return deco

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field, create_model, model_validator
 
+from benchmark.columns import CAPTION, REWRITES, UID
 from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, check_failures
 from benchmark.ops.context import StepContext
 from benchmark.ops.registry import Params, register
@@ -16,7 +17,6 @@ from benchmark.text.paraphrase import paraphrases
 from benchmark.text.seeding import sample_rng
 from benchmark.text.wordnet import WordNetMissing
 
-COLUMN = "caption_rewrites"
 SYSTEM = (
     "Rewrite an image caption {k} times. Each rewrite must describe exactly the same image: "
     "keep every object, count, colour, size, attribute and spatial relation, add nothing and "
@@ -66,7 +66,7 @@ def _llm_rewrites(captions: list[str], p: Rewrite, ctx: StepContext) -> list[lis
     return [by_caption[c] for c in captions]
 
 
-@register("rewrite", "map", Rewrite)
+@register("rewrite", "map", Rewrite, reads=(UID, CAPTION), writes=(REWRITES,))
 def rewrite(table: pa.Table, p: Rewrite, ctx: StepContext) -> pa.Table:
     """LaCLIP-style caption augmentation: up to ``k`` rewrites per caption in a list<string>
     column ``caption_rewrites``, the original left in ``caption``; training draws the original
@@ -76,13 +76,13 @@ def rewrite(table: pa.Table, p: Rewrite, ctx: StepContext) -> pa.Table:
     seeded per uid; ``llm`` asks an LLM for ``k`` rewrites per distinct caption (null where the
     request failed after retries, a failed step beyond ``llm.max_failures``; tokens and cost go
     to the step's record)."""
-    ctx.require(table, "uid", "caption")
-    captions = [c or "" for c in table.column("caption").to_pylist()]
+    ctx.require(table, UID, CAPTION)
+    captions = [c or "" for c in table.column(CAPTION).to_pylist()]
     ctx.samples_processed += len(captions)
     if p.backend == "llm" and captions:
         found = _llm_rewrites(captions, p, ctx)
     else:
-        uids = table.column("uid").to_pylist()
+        uids = table.column(UID).to_pylist()
         try:
             found = [
                 paraphrases(c, p.k, sample_rng(u, p.seed))
@@ -90,4 +90,4 @@ def rewrite(table: pa.Table, p: Rewrite, ctx: StepContext) -> pa.Table:
             ]
         except WordNetMissing as e:
             raise ctx.fail(str(e)) from None
-    return table.append_column(COLUMN, pa.array(found, pa.list_(pa.string())))
+    return table.append_column(REWRITES, pa.array(found, pa.list_(pa.string())))

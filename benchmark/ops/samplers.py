@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from benchmark.columns import IMAGE_GROUP
 from benchmark.ops.context import OpError
 from benchmark.ops.registry import Params, register
 
@@ -20,10 +21,10 @@ def random(table: pa.Table, p: Params, batch_size: int, rng: np.random.Generator
 
 
 class Grouped(Params):
-    column: str = Field("image_group", description="rows sharing this value share a batch")
+    column: str = Field(IMAGE_GROUP, description="rows sharing this value share a batch")
 
 
-@register("grouped", "sample", Grouped)
+@register("grouped", "sample", Grouped, reads=lambda p: (p.column,))
 def grouped(table: pa.Table, p: Grouped, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """Rows with the same group id land in the same batch (e.g. an original and its edits), so
     each is the other's in-batch negative. Groups are shuffled, then packed into batches; a group

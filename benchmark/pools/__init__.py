@@ -62,16 +62,24 @@ class PoolKind:
     name: str
     params: type[PoolParams]
     build: Callable[[PoolParams, Path], PoolBuild]
+    columns: tuple[str, ...] = ()  # visible columns beyond REQUIRED_COLUMNS (for ``validate``)
+
+    @property
+    def visible_columns(self) -> tuple[str, ...]:
+        return (*REQUIRED_COLUMNS, *self.columns)
 
 
 _KINDS: dict[str, PoolKind] = {}
 
 
-def register(name: str, params: type[PoolParams]) -> Callable[[Callable], Callable]:
-    """Register ``build(params, out_dir) -> PoolBuild`` as pool kind ``name``."""
+def register(
+    name: str, params: type[PoolParams], columns: tuple[str, ...] = ()
+) -> Callable[[Callable], Callable]:
+    """Register ``build(params, out_dir) -> PoolBuild`` as pool kind ``name``; ``columns`` are
+    the visible columns its table has beyond the required ones."""
 
     def deco(fn: Callable) -> Callable:
-        _KINDS[name] = PoolKind(name, params, fn)
+        _KINDS[name] = PoolKind(name, params, fn, columns)
         return fn
 
     return deco

@@ -228,7 +228,7 @@ def _from_parquet(p: ByodPool, rows: PoolRows, writer: ShardWriter) -> None:
         )
 
 
-@register("byod", ByodPool)
+@register("byod", ByodPool, columns=("image_group",))
 def build(p: ByodPool, out_dir: Path) -> PoolBuild:
     """Copy images (JPEG/PNG/WebP bytes unchanged) into the pool's shards; one row per caption."""
     rows = PoolRows({"image_group": pa.string()})

@@ -48,7 +48,7 @@ def _written(tar: Path) -> set[str] | None:
     return {k for k, s in zip(*(c.to_pylist() for c in t.columns), strict=True) if s == "success"}
 
 
-@register("cc3m", Cc3mPool)
+@register("cc3m", Cc3mPool, columns=("image_group",))
 def build(p: Cc3mPool, out_dir: Path) -> PoolBuild:
     """Copy the downloaded image bytes into the pool's shards; one row per (URL, caption)."""
     tars = sorted(p.root.glob("*.tar"))

@@ -109,7 +109,7 @@ def _caption(annotation: dict) -> str:
     return check_caption(annotation["caption"])
 
 
-@register("coco", CocoPool)
+@register("coco", CocoPool, columns=("image_group",))
 def build(p: CocoPool, out_dir: Path) -> PoolBuild:
     """Copy train2017 JPEGs unchanged into shards; captions and objects come from the JSONs."""
     ann_dir = p.root / "annotations"

@@ -69,7 +69,7 @@ def _captions(token_file: Path, rows: PoolRows) -> dict[str, list[tuple[str, str
     return by_image
 
 
-@register("flickr", FlickrPool)
+@register("flickr", FlickrPool, columns=("image_group",))
 def build(p: FlickrPool, out_dir: Path) -> PoolBuild:
     """Copy each captioned image's bytes into shards once; one row per caption."""
     token_file = p.root / p.captions

@@ -6,14 +6,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark import pools
+from benchmark import columns, pools
 from benchmark.device import default_device
 from benchmark.evaluate import registry as tasks
 from benchmark.models import trust
 from benchmark.models.clip_configs import known_config
 from benchmark.ops import registry as ops
 from benchmark.spec.errors import SpecError
-from benchmark.spec.paths import data_context, expand
+from benchmark.spec.paths import data_context, expand, recipe_context
 from benchmark.spec.recipe import Recipe, Step
 from benchmark.spec.strict import Strict
 from benchmark.spec.track import Eval, Scale, Track
@@ -59,7 +59,8 @@ class RecipeSpec:
 
     @property
     def hash(self) -> str:
-        """Identity of what the recipe does: its steps, sampler and loss, not its prose."""
+        """Identity of what the recipe does: its steps, sampler and loss, not its prose. A file
+        a step names counts by its content: loading records its sha256 in the step's params."""
         return digest(self.recipe.model_dump(include={"steps", "sampler", "loss"}))
 
 
@@ -197,7 +198,7 @@ def _step(
         want = "a sampler" if sampler else "a data step (score/filter/map/generate)"
         raise doc.error(where + ("op",), f"'{op.name}' is a {op.kind} op; here it must be {want}")
     params = {k: v for k, v in raw.items() if k != "op"}
-    validated = validate(doc, op.params, params, where)
+    validated = validate(doc, op.params, params, where, recipe_context(Path(doc.file).parent))
     for name, loader, value in trust.named_models(validated):
         try:
             trust.check(loader, value, allow_weights)
@@ -207,6 +208,47 @@ def _step(
     # JSON mode: params are data, like the YAML they came from, so every report, hash and
     # worker they travel to takes them as they are (a Path-typed option stays a string).
     return Step(op=op.name, params=validated.model_dump(mode="json"))
+
+
+# What each training loss needs from the curated table, and the step that provides it.
+LOSS_COLUMNS = {"negclip": (columns.NEGATIVES, "hard_negatives")}
+
+
+def _writers(column: str) -> str:
+    names = []
+    for op in ops.all_ops():
+        if not callable(op.writes) and column in op.writes:
+            names.append(op.name)
+    return f"; put a step that writes it first ({', '.join(names)})" if names else ""
+
+
+def _check_columns(doc: Located, recipe: Recipe, track: TrackSpec) -> None:
+    """Each step reads only columns the pool has or an earlier step writes, the sampler's
+    columns exist, and the loss has what it trains on: checked from the ops' declarations,
+    before any work, rather than as a failure after curation."""
+    have = set(pools.get(track.pool.kind).visible_columns)
+    placed = [(("steps", i), s) for i, s in enumerate(recipe.steps)]
+    if recipe.sampler is not None:
+        placed.append((("sampler",), recipe.sampler))
+    for where, step in placed:
+        op = ops.get(step.op)
+        params = op.params.model_validate(step.params)
+        missing = [c for c in op.columns_read(params) if c not in have]
+        if missing:
+            column = missing[0]
+            raise doc.error(
+                where + ("op",),
+                f"field '{field_name(where)}': '{op.name}' reads column '{column}', which "
+                f"neither the pool nor an earlier step writes{_writers(column)}",
+            )
+        have |= set(op.columns_written(params))
+    needed = LOSS_COLUMNS.get(recipe.loss)
+    if needed and needed[0] not in have:
+        raise doc.error(
+            ("loss",),
+            f"field 'loss': {recipe.loss} trains on column '{needed[0]}', which no step "
+            f"writes; add a '{needed[1]}' step",
+        )
 
 
 def load_recipe(
@@ -255,6 +297,7 @@ def _recipe(
     if recipe.loss not in track.track.rules.losses:
         allowed = ", ".join(track.track.rules.losses)
         raise doc.error(("loss",), f"field 'loss': track allows only {allowed}")
+    _check_columns(doc, recipe, track)
     steps_at = doc.where(("steps",), key=True) if steps else (1, 1)
     spec = RecipeSpec(recipe, track, doc.file, steps_at)
     rows = getattr(track.pool, "size", None)

@@ -54,3 +54,20 @@ def _resolver(must_be: Literal["dir", "file"] | None):
 DataDir = Annotated[Path, _resolver("dir")]
 DataFile = Annotated[Path, _resolver("file")]
 DataPattern = Annotated[str, _resolver(None)]
+
+
+# A recipe's op params may name files beside the recipe (``uids``: a list of uids). They stay in
+# the params as written, relative to the recipe, so the recipe's hash is the same wherever it
+# is checked out; loading reads them through this context and records what it must (a digest).
+_RECIPE_DIR = "recipe_dir"
+
+
+def recipe_context(recipe_dir: Path) -> dict:
+    """The validation context of a recipe's op params: the directory its files are relative to."""
+    return {_RECIPE_DIR: Path(recipe_dir)}
+
+
+def recipe_dir(info: ValidationInfo) -> Path | None:
+    """The recipe's directory while the recipe loads; None when params are validated again
+    later (curation, budget checks), which reads no files."""
+    return (info.context or {}).get(_RECIPE_DIR)

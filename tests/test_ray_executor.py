@@ -1,0 +1,260 @@
+"""``--executor ray`` gives the local answer: every recipe, on a real local Ray cluster.
+
+The cluster declares two logical GPUs (this machine has none), so model steps are scheduled as
+GPU actors, one device index each, and fall back to the CPU inside the actor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import REPO, TEST_TRACK
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+ray = pytest.importorskip("ray", reason="pip install -e '.[ray]'")
+
+from benchmark import curate as curation  # noqa: E402
+from benchmark import curate_ray, pools  # noqa: E402
+from benchmark.ops.detect import DETECTION  # noqa: E402
+from benchmark.pipeline import Runner  # noqa: E402
+from benchmark.spec.load import load_recipe, load_track  # noqa: E402
+from benchmark.spec.recipe import Step  # noqa: E402
+from benchmark.store import Store  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+RECIPES = sorted(
+    p
+    for p in (REPO / "recipes").rglob("*.yaml")
+    if "track: shapes\n" in p.read_text()  # the embedded world's recipes
+)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(
+        num_cpus=2,
+        num_gpus=2,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        log_to_driver=False,
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def track(tmp_path_factory) -> Path:
+    """The test track with what every shapes recipe needs: a detector (random weights from
+    ultralytics' config) and the NegCLIP loss."""
+    d = tmp_path_factory.mktemp("track")
+    text = TEST_TRACK.read_text().replace("losses: [clip]", "losses: [clip, negclip]")
+    (d / "t.yaml").write_text(text + "detector:\n  model: yolov8n.yaml\n")
+    return d / "t.yaml"
+
+
+def _steps(report: dict) -> list[tuple]:
+    return [
+        (s["op"], s["rows_in"], s["rows_out"], s["samples_processed"], json.dumps(s.get("quality")))
+        for s in report["steps"]
+    ]
+
+
+def test_every_recipe_curates_the_same_on_ray(cluster, track: Path, tmp_path: Path):
+    assert len(RECIPES) >= 14
+    local = Runner(Store(tmp_path / "local"))
+    on_ray = Runner(Store(tmp_path / "ray"), executor=curate_ray.RayOptions())
+    for recipe in RECIPES:
+        spec = load_recipe(recipe, str(track))
+        _, want = local.curate(spec)
+        for shared in ("pool", "reference"):  # built once; the curation is redone
+            if (tmp_path / "local" / shared).exists() and not (tmp_path / "ray" / shared).exists():
+                shutil.copytree(tmp_path / "local" / shared, tmp_path / "ray" / shared)
+        table, got = on_ray.curate(spec)
+        assert got["executor"] == "ray"
+        assert got["uid_hash"] == want["uid_hash"], recipe.name
+        assert _steps(got) == _steps(want), recipe.name
+        assert table.num_rows == want["curated_rows"]
+        key = on_ray._curate_stage(spec).key  # the executor is not part of the stage key
+        assert key == local._curate_stage(spec).key
+        for step in got["steps"]:
+            assert set(step["device_s"]) and step["wall_s"] >= 0
+        models = [s for s in got["steps"] if s["op"] in {"clip_score", "embed", "detect"}]
+        for step in models:  # model steps ran as GPU actors, each with its own device
+            gpus = [tuple(w["gpu_ids"]) for w in step["workers"]]
+            assert all(len(g) == 1 for g in gpus) and len(set(gpus)) == len(gpus), step
+
+
+@pytest.fixture
+def edits_pool(tmp_path: Path) -> Path:
+    """A shapes pool whose detections are the world's own boxes, so generate steps make real
+    edits (a random detector finds nothing)."""
+    params = pools.get("shapes").params.model_validate(
+        {"size": 300, "seed": 3, "image_size": 64, "defects": {}}
+    )
+    table = pools.get("shapes").build(params, tmp_path).table
+    dets = [
+        [
+            {"label": o["shape"], "x0": o["x0"], "y0": o["y0"], "x1": o["x1"], "y1": o["y1"]}
+            | {"confidence": 1.0, "polygon": None}
+            for o in objs
+        ]
+        for objs in table.column("gt_objects").to_pylist()
+    ]
+    table = table.append_column("detections", pa.array(dets, pa.list_(DETECTION)))
+    pq.write_table(table.drop_columns(["gt_defect"]), tmp_path / "pool.parquet")
+    return tmp_path / "pool.parquet"
+
+
+EDIT_STEPS = [
+    Step(op="keywords", params={"vocabulary": "shapes"}),
+    Step(op="inpaint", params={"backend": "classical", "dilate": 0}),
+    Step(op="repaint", params={"backend": "shapes", "vocabulary": "shapes", "variants": 2}),
+    Step(op="edit_caption", params={"vocabulary": "shapes", "fallback": "drop"}),
+    Step(op="quality_check", params={"detector": False, "clip": False}),
+]
+
+
+def _validated(steps: list[Step]) -> list[Step]:
+    from benchmark.ops import registry
+
+    return [
+        Step(op=s.op, params=registry.get(s.op).params.model_validate(s.params).model_dump())
+        for s in steps
+    ]
+
+
+def test_generated_rows_match_and_a_restart_redoes_nothing(cluster, edits_pool: Path):
+    from benchmark.ops.context import StepContext
+    from benchmark.pools.shards import ShardReader
+
+    root = edits_pool.parent
+    steps = _validated(EDIT_STEPS)
+    track = load_track(TEST_TRACK)
+
+    def context(i: int, step: Step) -> StepContext:
+        return StepContext(f"steps[{i}]", ShardReader(root), i, root / f"w{i}", store_root=root)
+
+    want = curation.curate(pq.read_table(edits_pool), steps, context)
+    assert want.steps[1]["rows_out"] > want.steps[1]["rows_in"]  # edits were made
+
+    def spec(i: int, step: Step, defects: bool) -> curate_ray.StepSpec:
+        return curate_ray.StepSpec(
+            i, step, f"steps[{i}]", str(root), str(root / f"r{i}"), "cpu", track, (), defects
+        )
+
+    shutil.rmtree(root / "generated")  # Ray's workers make every edit again
+    out = root / "ray"
+    out.mkdir()
+    report = curate_ray.Curation(edits_pool, steps, spec, curate_ray.RayOptions()).run(out)
+    assert report["uid_hash"] == want.uid_hash
+    got = pq.read_table(out / "curated.parquet")
+    assert got.column_names == want.table.column_names
+    assert got.equals(want.table.cast(got.schema))
+    for a, b in zip(report["steps"], want.steps, strict=True):
+        assert (a["rows_in"], a["rows_out"]) == (b["rows_in"], b["rows_out"]), a["op"]
+    edits = report["steps"][1]["edits"]
+    assert edits["generated"] == want.steps[1]["edits"]["generated"] and edits["reused"] == 0
+    uids = np.load(out / "uids.npy")
+    assert len(uids) == got.num_rows
+
+    again = root / "again"
+    again.mkdir()
+    second = curate_ray.Curation(edits_pool, steps, spec, curate_ray.RayOptions()).run(again)
+    assert second["uid_hash"] == want.uid_hash
+    assert second["steps"][1]["edits"]["generated"] == 0  # every chunk was found, none redone
+    assert second["steps"][1]["edits"]["reused"] == edits["planned"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_node_cluster_on_loopback(tmp_path: Path):
+    """A head and a second node (``ray start``), both pinned to 127.0.0.1; the CLI joins the
+    cluster by address and curates as the local executor does."""
+    port = _free_port()
+    env = os.environ | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--block"]
+    common += ["--disable-usage-stats", "--include-dashboard", "false"]
+    address = f"127.0.0.1:{port}"
+    nodes = []
+    try:
+        for extra in (["--head", "--port", str(port)], ["--address", address]):
+            nodes.append(
+                subprocess.Popen(
+                    [ray_cli, "start", *extra, *common],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+            count = "import ray, time\n" + (
+                f"ray.init(address='{address}')\n"
+                "for _ in range(120):\n"
+                f"    if len([n for n in ray.nodes() if n['Alive']]) >= {len(nodes)}: break\n"
+                "    time.sleep(0.5)\n"
+                "print(sorted(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']))\n"
+            )
+            seen = _retry(
+                lambda count=count: subprocess.run(
+                    [sys.executable, "-c", count],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+            )
+        assert seen.stdout.strip() == "['127.0.0.1', '127.0.0.1']", seen.stdout + seen.stderr
+        smallcomp = str(Path(sys.executable).parent / "smallcomp")
+        recipe = REPO / "recipes" / "baselines" / "basic.yaml"
+        cli = [smallcomp, "--runs", str(tmp_path / "runs"), "curate", str(recipe)]
+        cli += ["--track", str(TEST_TRACK)]
+        local = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300)
+        assert local.returncode == 0, local.stderr[-2000:]
+        shutil.rmtree(tmp_path / "runs" / "curate")
+        remote = subprocess.run(
+            [*cli, "--executor", "ray", "--ray-address", address],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert remote.returncode == 0, remote.stderr[-2000:]
+        want, got = json.loads(local.stdout), json.loads(remote.stdout)
+        assert got["executor"] == "ray" and got["uid_hash"] == want["uid_hash"]
+        assert _steps(got) == _steps(want)
+    finally:
+        for proc in reversed(nodes):  # --block: the launcher stops its node's processes
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _retry(run, tries: int = 20):
+    """The head takes a few seconds to accept connections."""
+    for _ in range(tries):
+        result = run()
+        if result.returncode == 0:
+            return result
+        time.sleep(1)
+    return result
