@@ -6,7 +6,7 @@
     bundle.json            what is submitted: recipe name and hash, track, scale, eval suite and
                            its version, seeds, the curated set's size and uid hash, the
                            leaderboard row the results make
-    recipe.yaml            the recipe file as written
+    recipe.yaml            the recipe file as written (one that includes others: expanded)
     recipe.resolved.json   the recipe as validated: every step with all its params, the sampler,
                            the loss (what the hash is taken over)
     uids.npy               the curated uids in DataComp's interchange format: a sorted 1-D array
@@ -266,7 +266,7 @@ def submit(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        (work / RECIPE).write_bytes(Path(spec.file).read_bytes())
+        (work / RECIPE).write_bytes(spec.source())
         _json(work / RESOLVED, spec.recipe.model_dump(mode="json"))
         with (work / UIDS).open("wb") as f:
             np.save(f, sorted_uids(uids), allow_pickle=False)

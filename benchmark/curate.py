@@ -4,9 +4,10 @@ hidden ground truth) how well each filter found the defects."""
 from __future__ import annotations
 
 import hashlib
+import heapq
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,15 @@ def filter_quality(before: set[str], after: set[str], defect: dict[str, str | No
     totals = Counter(defect[u] for u in bad)
     out["recall_by_defect"] = {k: by_kind[k] / n for k, n in sorted(totals.items())}
     return out
+
+
+REMOVED_SAMPLE = 16  # uids of what each filter step removed, kept for the site's gallery
+
+
+def removed_sample(uids: Iterable[str], k: int = REMOVED_SAMPLE) -> list[str]:
+    """A few uids a filter step removed: the ``k`` with the smallest sha256, so every executor
+    picks the same ones whatever order its batches came in."""
+    return heapq.nsmallest(k, set(uids), key=lambda u: hashlib.sha256(u.encode()).digest())
 
 
 def check_reads(
@@ -168,10 +178,11 @@ def curate(
         )
         if setup:
             record["setup_s"] = round(setup, 3)
-        if defect and op.kind == "filter":
-            record["quality"] = filter_quality(
-                set(before), set(visible.column("uid").to_pylist()), defect
-            )
+        if op.kind == "filter":
+            after = set(visible.column("uid").to_pylist())
+            record["removed_sample"] = removed_sample(set(before) - after)
+            if defect:
+                record["quality"] = filter_quality(set(before), after, defect)
         records.append(record)
     return Curated(visible, records)
 

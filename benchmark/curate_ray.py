@@ -42,9 +42,11 @@ from benchmark.curate import (
     defect_labels,
     filter_quality,
     merge_costs,
+    removed_sample,
     step_record,
     uid_array,
 )
+from benchmark.device import default_device
 from benchmark.models.trust import UnsafeModel
 from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
@@ -110,6 +112,7 @@ class Records:
                 "unreadable": 0,
                 "extra": {},
                 "removed": [],
+                "removed_sample": [],
                 "workers": {},
                 "schema": None,
             }
@@ -123,6 +126,7 @@ class Records:
         s["device_s"][part["device"]] += part["busy_s"]
         s["extra"] = merge_costs(s["extra"], part["extra"])
         s["removed"] += part["removed"]
+        s["removed_sample"] = removed_sample(s["removed_sample"] + part["removed_sample"])
         w = s["workers"].setdefault(part["worker"], {"rows": 0, "busy_s": 0.0, **part["where"]})
         w["rows"] += part["rows_in"]
         w["busy_s"] += part["busy_s"]
@@ -207,7 +211,7 @@ class RowWorker:
         self.where = {"node": ray.get_runtime_context().get_node_id()[:12], "gpu_ids": gpus}
         self.worker = f"{os.getpid()}@{self.where['node']}"
         self.device = specs[0].device
-        if gpus and _cuda():
+        if gpus and default_device() == "cuda":
             self.device = "cuda"  # Ray set CUDA_VISIBLE_DEVICES: index 0 is this actor's GPU
         self.device_name = f"cuda:{gpus[0]}" if self.device == "cuda" else self.device
         if "torch" in sys.modules or any(op.device for op in self.ops):
@@ -231,7 +235,7 @@ class RowWorker:
             raise ctx.fail(str(e)) from None
         setup = models.setup_s - setup0
         removed: list[str] = []
-        if spec.track_defects and op.kind == "filter":
+        if op.kind == "filter":
             kept = pc.is_in(batch.column(columns.UID), value_set=out.column(columns.UID))
             removed = batch.column(columns.UID).filter(pc.invert(kept)).to_pylist()
         part = {
@@ -243,7 +247,8 @@ class RowWorker:
             "samples": ctx.samples_processed,
             "unreadable": ctx.unreadable,
             "extra": ctx.extra_costs,
-            "removed": removed,
+            "removed": removed if spec.track_defects else [],
+            "removed_sample": removed_sample(removed),
             "worker": self.worker,
             "where": self.where,
             "schema": out.schema if op.kind == "generate" else None,
@@ -251,12 +256,6 @@ class RowWorker:
         }
         ray.get(self.records.add.remote(spec.index, part))
         return out
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 _decisions: dict[str, pa.Table] = {}  # in a worker: each decision fetched once per process
@@ -536,6 +535,9 @@ class Curation:
                 record["setup_s"] = round(setup, 3)
             if w:
                 record["workers"] = sorted(w["workers"].values(), key=lambda x: x["node"])
+            if op.kind == "filter":
+                sample = (w["removed_sample"] if w else []) + (d["removed"] if d else [])
+                record["removed_sample"] = removed_sample(sample)
             if self.defect and op.kind == "filter":
                 removed = set((w["removed"] if w else []) + (d["removed"] if d else []))
                 before = set(alive)

@@ -37,10 +37,6 @@ THUMB = 64  # px: the longest side of a thumbnail of a small (shapes) image
 THUMB_PHOTO = 128  # px: ... of a larger image (saved as JPEG)
 PER_STEP = 8  # samples shown per step of the gallery
 REMOVED_SHOWN = 12  # samples shown of what the whole recipe removed
-# Where a curate stage keeps the uids each step kept, if it does: ``step{i}/kept.npy``, the
-# DataComp ``u8,u8`` uid array of the rows left after step i. Without it only what the curated
-# table and the pool show can be derived (what the whole recipe removed, generated pairs).
-KEPT = "step{i}/kept.npy"
 # What the gallery reads of a curated table (not its embeddings or boxes).
 GALLERY_COLUMNS = (
     "uid", "caption", "image", "parent_uid", "parent_image", "parent_caption", "generator",
@@ -701,11 +697,6 @@ class RunStore:
             self._reader.close()
 
 
-def _uids_from_npy(path: Path) -> set[str]:
-    arr = np.load(path)
-    return {f"{int(a):016x}{int(b):016x}" for a, b in arr.tolist()}
-
-
 class Thumbs:
     """Thumbnails written once under ``<site>/img/``."""
 
@@ -824,38 +815,37 @@ def gallery(result: dict, store: RunStore, thumbs: Thumbs, depth: int) -> str:
     )
     pool_by_uid = {r["uid"]: r for r in pool_rows}
     steps = report.get("steps", [])
-    kept_files = [stage / KEPT.format(i=i) for i in range(len(steps))]
-    per_step = all(p.exists() for p in kept_files) and bool(steps)
+    # Each filter step's record names a few of the uids it removed (``removed_sample``); a
+    # stage curated before records had them shows what the whole recipe removed instead.
+    per_step = any("removed_sample" in s for s in steps if s.get("kind") == "filter")
     out = [
         f"<p class=note>From the curate stage <code>{esc(stage.name)}</code> "
         f"({report.get('curated_rows', len(rows)):,} of {report.get('pool_rows', 0):,} rows). "
     ]
     if per_step:
-        out.append("Each filter step's removals come from the uid lists the stage kept.</p>")
+        out.append("Each filter step shows samples from the uids its record names.</p>")
     else:
         out.append(
-            "This stage did not keep per-step uid lists, so which filter step removed a sample "
-            "cannot be told: shown are samples the whole recipe removed (pool rows not in the "
-            "curated set) and, for each generate step, its edits beside their originals.</p>"
+            "This stage's records do not name what each filter step removed, so shown are "
+            "samples the whole recipe removed (pool rows not in the curated set) and, for each "
+            "generate step, its edits beside their originals.</p>"
         )
-    before = set(pool_by_uid) if pool is not None else None  # the uids a step got
     for i, s in enumerate(steps):
         kind, op = s.get("kind"), s.get("op")
         head = f"<h3>Step {i}: <code>{esc(op)}</code> ({esc(kind)})</h3>"
-        kept = _uids_from_npy(kept_files[i]) if per_step else None
-        if kind == "filter" and per_step and before is None:
+        if kind == "filter" and per_step and pool is None:
             out.append(
                 head + "<p class=note>The pool this stage curated is not in the run store, "
                 "so what this step removed cannot be shown.</p>"
             )
         elif kind == "filter" and per_step:
-            removed_uids = before - kept
-            shown = _pick([pool_by_uid[u] for u in removed_uids if u in pool_by_uid], PER_STEP)
-            other = len(removed_uids) - sum(1 for u in removed_uids if u in pool_by_uid)
-            note = f"{len(removed_uids):,} removed"
-            if other:
-                note += f" ({other:,} of them generated rows, not shown)"
-            out.append(head + f"<p class=note>{note}; {len(shown)} shown.</p>")
+            sample = s.get("removed_sample", [])
+            shown = [pool_by_uid[u] for u in sample if u in pool_by_uid][:PER_STEP]
+            removed = s.get("rows_in", 0) - s.get("rows_out", 0)
+            note = f"{removed:,} removed; {len(shown)} shown"
+            if len(shown) < min(len(sample), PER_STEP):
+                note += " (the others are generated rows)"
+            out.append(head + f"<p class=note>{note}.</p>")
             out.append(
                 "<div class=gallery>"
                 + "".join(_sample_card(thumbs, r, depth) for r in shown)
@@ -892,7 +882,6 @@ def gallery(result: dict, store: RunStore, thumbs: Thumbs, depth: int) -> str:
                 + "".join(_pair_card(thumbs, e, p, depth) for e, p in pairs)
                 + "</div>"
             )
-        before = kept
     if not per_step:
         if pool is None:
             out.append(

@@ -25,10 +25,10 @@ from benchmark.device import default_device
 from benchmark.ops import registry
 from benchmark.ops.context import StepContext
 from benchmark.pipeline import Runner
-from benchmark.pools.shapes_world import BACKGROUND, COLOURS, Obj, Scene, render
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.load import load_recipe
 from benchmark.store import Store
+from benchmark.world import BACKGROUND, COLOURS, Obj, Scene, render
 
 REPO = Path(__file__).resolve().parent.parent
 

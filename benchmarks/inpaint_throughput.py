@@ -43,7 +43,7 @@ from benchmark.models.inpainter import (  # noqa: E402
     mask_from_boxes,
     tiny_pipeline,
 )
-from benchmark.pools.shapes_world import Scene, render, sample_objects  # noqa: E402
+from benchmark.world import Scene, render, sample_objects  # noqa: E402
 
 SAMPLES = Path(os.environ.get("SMALLCOMP_SAMPLES", Path(__file__).parents[1] / "../shared/data"))
 CC3M = 3_000_000

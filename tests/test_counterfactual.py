@@ -17,11 +17,11 @@ from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
 from benchmark.ops.detect import DETECTION
 from benchmark.ops.generated import GeneratedStore
-from benchmark.pools.shapes_world import BACKGROUND, COLOURS, Obj, Scene, render
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.errors import SpecError
 from benchmark.spec.load import load_recipe
 from benchmark.text.inflection import fix_articles
+from benchmark.world import BACKGROUND, COLOURS, Obj, Scene, render
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import ddp_ranks
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -299,11 +300,18 @@ def test_global_batch_that_does_not_split_over_ranks_is_one_line(tmp_path, recip
 
 @pytest.mark.slow
 def test_recipe_error_on_the_ranks_is_one_line_naming_the_recipe(curated, tmp_path, capsys):
-    r = tmp_path / "p.yaml"
-    r.write_text(curated[1].read_text().replace("name: r", "name: p") + "sampler:\n  op: paired\n")
+    """What only training finds out (a curated set smaller than one global batch) comes back
+    from the ranks as the in-process error would: one line naming the recipe."""
+    root, _ = curated
+    (pool,) = (root / "base" / "pool").glob("*/pool.parquet")
+    (tmp_path / "few.txt").write_text("\n".join(pq.read_table(pool)["uid"].to_pylist()[:10]))
+    r = tmp_path / "few.yaml"
+    r.write_text(f"name: few\ntrack: {TEST_TRACK}\nsteps:\n  - op: uids\n    path: few.txt\n")
     runs = _store(curated, "error")
     args = ["--runs", str(runs), "run", str(r), "--scale", "micro", "--seeds", "0", "--gpus", "2"]
     assert main([*args, "--leaderboard", str(tmp_path / "lb")]) == 2
     (line,) = _error_lines(capsys)
-    assert line.startswith(f"smallcomp: error: {r}: sampler (paired): column 'parent_uid' missing")
+    assert line == (
+        f"smallcomp: error: {r}: train: the curated set has 10 rows, fewer than one batch of 64"
+    )
     assert not list(runs.rglob(train.ERROR))

@@ -15,7 +15,7 @@ from PIL import Image
 from benchmark.models.detector import Detection, Detector, evaluate_detector, train_detector
 from benchmark.pools.shapes import scene_of
 from benchmark.pools.shapes_detection import export
-from benchmark.pools.shapes_world import CANVAS, SHAPES, Scene, render
+from benchmark.world import CANVAS, SHAPES, Scene, render
 
 REPO = Path(__file__).resolve().parent.parent
 

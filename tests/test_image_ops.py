@@ -26,9 +26,9 @@ from benchmark.ops.context import OpError, StepContext
 from benchmark.ops.embedding import COLUMN, SOURCE_KEY
 from benchmark.ops.image_based import shapes_targets
 from benchmark.pools.shapes import Defects, ShapesPool, build
-from benchmark.pools.shapes_world import Scene, render
 from benchmark.pools.shards import ShardReader, ShardWriter
 from benchmark.spec.load import load_recipe
+from benchmark.world import Scene, render
 
 NEW_OPS = {"embed": "score", "image_based": "filter", "nearest_images": "score"}
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 90, 230)}

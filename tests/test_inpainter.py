@@ -20,7 +20,7 @@ from benchmark.models.inpainter import (
     mask_from_polygons,
     tiny_pipeline,
 )
-from benchmark.pools.shapes_world import (
+from benchmark.world import (
     BACKGROUND,
     COLOURS,
     SHAPES,

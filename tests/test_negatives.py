@@ -14,11 +14,11 @@ import pytest
 from benchmark.evaluate import aro
 from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
-from benchmark.pools.shapes_world import COLOURS, describe, sample_objects
 from benchmark.pools.shards import ShardReader
 from benchmark.text.shapes_caption import parse
 from benchmark.text.swaps import english_candidates, shapes_candidates
 from benchmark.text.vocabulary import coco
+from benchmark.world import COLOURS, describe, sample_objects
 
 STEP = "recipe.yaml: steps[3] (hard_negatives)"
 

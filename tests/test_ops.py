@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from benchmark.curate import filter_quality, curate, split_hidden, uid_array
+from benchmark.curate import curate, filter_quality, split_hidden, uid_array
 from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
 from benchmark.ops.language import identify

@@ -163,7 +163,16 @@ def test_generated_rows_match_and_a_restart_redoes_nothing(cluster, edits_pool: 
     assert report["uid_hash"] == want.uid_hash
     got = pq.read_table(out / "curated.parquet")
     assert got.column_names == want.table.column_names
-    assert got.equals(want.table.cast(got.schema))
+    # Edits are the same pixels, but a chunk is named by the edits it holds, and Ray's
+    # workers chunked them differently: only the image references differ.
+    same = [c for c in got.column_names if c != "image"]
+    assert got.select(same).equals(want.table.select(same).cast(got.select(same).schema))
+    reader = ShardReader(root)
+    for a, b in zip(
+        got.column("image").to_pylist(), want.table.column("image").to_pylist(), strict=True
+    ):
+        if a != b:
+            assert reader.read_image(a).tobytes() == reader.read_image(b).tobytes()
     for a, b in zip(report["steps"], want.steps, strict=True):
         assert (a["rows_in"], a["rows_out"]) == (b["rows_in"], b["rows_out"]), a["op"]
     edits = report["steps"][1]["edits"]

@@ -18,12 +18,13 @@ from pydantic import ValidationError
 from benchmark.ops import edit_caption as edit_ops
 from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
-from benchmark.pools.shapes_world import describe, sample_objects
 from benchmark.pools.shards import ShardReader
-from benchmark.text.removal import absence_caption, remove_object, replace_object
+from benchmark.text.absence import absence_caption
+from benchmark.text.removal import remove_object, replace_object
 from benchmark.text.shapes_caption import parse
 from benchmark.text.vocabulary import categories, coco
 from benchmark.text.wordnet import wordnet
+from benchmark.world import describe, sample_objects
 
 STEP = "recipe.yaml: steps[3] (edit_caption)"
 KEY = "sk-test-edit-caption-000000000000"

@@ -16,11 +16,11 @@ from llm_server import LLMServer  # tests/ is on sys.path
 
 from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
-from benchmark.pools.shapes_world import describe, sample_objects
 from benchmark.pools.shards import ShardReader
 from benchmark.text.caption_pick import pick_caption
 from benchmark.text.paraphrase import paraphrases
 from benchmark.text.shapes_caption import parse
+from benchmark.world import describe, sample_objects
 
 STEP = "recipe.yaml: steps[2] (rewrite)"
 

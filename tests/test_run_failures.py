@@ -140,9 +140,26 @@ def test_disk_full_at_a_checkpoint_is_one_line_and_leaves_no_tmp(
 
 
 def test_sampler_without_its_column_is_one_line_naming_it(tmp_path: Path, recipe, capsys):
+    """Caught from the recipe alone, before curation: no step writes the sampler's column."""
     r = recipe("steps:\n  - op: no_filter\nsampler:\n  op: paired\n")
     assert _run(tmp_path / "runs", r) == 2
-    assert _error(capsys).startswith(f"{r}: sampler (paired): column 'parent_uid' missing")
+    err = _error(capsys)
+    assert err.startswith(f"{r}:6:7: field 'sampler': 'paired' reads column 'parent_uid'"), err
+    assert not (tmp_path / "runs" / "curate").exists()
+
+
+def test_negclip_without_hard_negatives_is_refused_before_curation(tmp_path: Path, capsys):
+    r = _recipe(
+        tmp_path,
+        "steps:\n  - op: no_filter\nloss: negclip\n",
+        ("losses: [clip]", "losses: [clip, negclip]"),
+    )
+    assert _run(tmp_path / "runs", r) == 2
+    assert _error(capsys) == (
+        f"{r}:5:7: field 'loss': negclip trains on column 'negative_captions', which no step "
+        "writes; add a 'hard_negatives' step"
+    )
+    assert not (tmp_path / "runs" / "curate").exists()
 
 
 @pytest.mark.parametrize(
@@ -151,10 +168,6 @@ def test_sampler_without_its_column_is_one_line_naming_it(tmp_path: Path, recipe
         (
             "steps:\n  - op: caption_length\n    min_words: 1000\n",
             "train: the curated set has 0 rows, fewer than one batch of 64",
-        ),
-        (
-            "steps:\n  - op: no_filter\nloss: negclip\n",
-            "loss (negclip): column 'negative_captions' missing; add a hard_negatives step",
         ),
     ],
 )

@@ -8,8 +8,8 @@ import numpy as np
 
 from benchmark.evaluate.shapes import CHOICE_TASKS, choice_items
 from benchmark.pools.shapes import Defects, ShapesPool, build
-from benchmark.pools.shapes_world import BACKGROUND, Scene, render, sample_objects
 from benchmark.pools.shards import ShardReader
+from benchmark.world import BACKGROUND, Scene, render, sample_objects
 
 
 def test_pool_is_deterministic_and_defects_follow_rates(tmp_path):

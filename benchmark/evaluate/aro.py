@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmark.evaluate.choice import choice_correct
+from benchmark.text.penn_tags import ADJECTIVE_TAGS, NOUN_TAGS
+from benchmark.text.trigrams import shuffle_trigrams, shuffle_within_trigrams
 
 if TYPE_CHECKING:  # torch and open_clip load inside the evaluation: the text part stays cheap
     import torch
@@ -65,8 +67,6 @@ worn on|wrapped around|wrapped in|by|of|near|next to|with|beside|on the side of|
 )
 MIN_ATTRIBUTE_CASES = 25
 
-NOUN_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS"})
-ADJECTIVE_TAGS = frozenset({"JJ", "JJR", "JJS"})
 PERTURBATIONS = (
     "shuffle_nouns_and_adj",
     "shuffle_allbut_nouns_and_adj",
@@ -236,25 +236,6 @@ def shuffle_allbut_nouns_and_adj(
     keep = NOUN_TAGS | ADJECTIVE_TAGS
     _permute_at(out, [i for i, t in enumerate(tags) if t not in keep], rng)
     return " ".join(out)
-
-
-def _trigrams(tokens: Sequence[str]) -> list[list[str]]:
-    return [list(tokens[i : i + 3]) for i in range(0, len(tokens), 3)]
-
-
-def shuffle_within_trigrams(tokens: Sequence[str], rng: random.Random) -> str:
-    """Permute the words inside each consecutive trigram."""
-    trigrams = _trigrams(tokens)
-    for trigram in trigrams:
-        rng.shuffle(trigram)
-    return " ".join(" ".join(t) for t in trigrams)
-
-
-def shuffle_trigrams(tokens: Sequence[str], rng: random.Random) -> str:
-    """Permute the order of the consecutive trigrams."""
-    trigrams = _trigrams(tokens)
-    rng.shuffle(trigrams)
-    return " ".join(" ".join(t) for t in trigrams)
 
 
 def order_options(

@@ -8,10 +8,10 @@ names and params is cheap.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from benchmark.registry import Registry
 from benchmark.spec.strict import Strict
 
 BUILTIN_MODULES = ("benchmark.evaluate.shapes", "benchmark.evaluate.suite")
@@ -25,29 +25,23 @@ class Task:
     params: type[Strict]  # its options in a track's ``eval.options``
 
 
-_TASKS: dict[str, Task] = {}
+_TASKS: Registry[Task] = Registry("eval task", BUILTIN_MODULES)
 
 
 def register(name: str, headline: str, params: type[Strict]) -> Callable[[Callable], Callable]:
     """Register ``fn(bundle, params)`` as task ``name``, its options validated by ``params``."""
 
     def deco(fn: Callable) -> Callable:
-        _TASKS[name] = Task(name, fn, headline, params)
+        _TASKS.add(name, Task(name, fn, headline, params))
         return fn
 
     return deco
 
 
-def _load() -> None:
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-
-
 def names() -> list[str]:
-    _load()
-    return sorted(_TASKS)
+    return _TASKS.names()
 
 
 def get(name: str) -> Task:
-    _load()
-    return _TASKS[name]
+    """The task called ``name``; a KeyError's message suggests the closest names."""
+    return _TASKS.get(name)

@@ -11,20 +11,20 @@ from pydantic import Field
 
 from benchmark.evaluate.choice import choice_accuracy
 from benchmark.evaluate.registry import register
-from benchmark.pools.shapes_world import (
+from benchmark.spec.numbers import Seed
+from benchmark.spec.strict import Strict
+from benchmark.world import (
     COLOURS,
     INVERSE,
     SHAPES,
     Obj,
     Scene,
-    _a,
     clear_relation,
     relation,
     render,
     sample_objects,
+    with_article,
 )
-from benchmark.spec.numbers import Seed
-from benchmark.spec.strict import Strict
 
 if TYPE_CHECKING:
     from benchmark.models.clip import ClipBundle
@@ -74,11 +74,11 @@ def _with(o: Obj, **kw: str) -> Obj:
 
 
 def _rel(a: Obj, b: Obj, r: str | None = None) -> str:
-    return f"{_a(a.phrase())} {r or relation(a, b)} {_a(b.phrase())}"
+    return f"{with_article(a.phrase())} {r or relation(a, b)} {with_article(b.phrase())}"
 
 
 def _listed(objs) -> str:
-    phrases = [_a(o.phrase()) if isinstance(o, Obj) else o for o in objs]
+    phrases = [with_article(o.phrase()) if isinstance(o, Obj) else o for o in objs]
     return (
         " and ".join(phrases)
         if len(phrases) < 3

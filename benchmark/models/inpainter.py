@@ -29,14 +29,14 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from benchmark import world
 from benchmark.models import trust
-from benchmark.pools import shapes_world as world
 
 if TYPE_CHECKING:  # diffusers and transformers load in seconds: only the diffusion path pays
     from diffusers import DiffusionPipeline
     from transformers import CLIPTokenizer
 
-Box = Sequence[float]  # (x0, y0, x1, y1) in pixels, as detectors and shapes_world give them
+Box = Sequence[float]  # (x0, y0, x1, y1) in pixels, as detectors and the shapes world give them
 Polygon = Sequence[float] | np.ndarray  # COCO's flat [x0, y0, x1, y1, ...] or an (N, 2) array
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -56,7 +56,7 @@ def mask_from_boxes(size: tuple[int, int], boxes: Iterable[Box], dilate: int = 0
     """Boolean HxW mask for ``size`` = (width, height), PIL's ``Image.size`` order.
 
     A box covers every pixel it touches, its far edges included, so an object drawn up to its
-    box's integer edge (as shapes_world and PIL draw them) is covered whole before dilation.
+    box's integer edge (as the shapes world and PIL draw them) is covered whole before dilation.
     """
     width, height = size
     mask = np.zeros((height, width), dtype=bool)

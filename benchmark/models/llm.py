@@ -22,7 +22,6 @@ import operator
 import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 import weakref
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from benchmark.spec.numbers import Seed
+from benchmark.store import write_atomic
 
 if TYPE_CHECKING:  # the client loads when a backend is made: recipes validate without it
     from openai.types.chat import ChatCompletion
@@ -263,19 +263,6 @@ class _Cache:
                 weakref.finalize(self, os.close, self._fd)
             os.write(self._fd, line.encode())
             self._loaded()[key] = content
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Temporary name, then rename: a reader never sees half a batch record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _JSON_TYPES: dict[str, Any] = {
@@ -576,8 +563,9 @@ class LLMBackend:
             ),
             "batch create",
         )
-        if record:
-            _atomic_write(record, json.dumps({"batch_id": batch.id, "input_file_id": upload.id}))
+        if record:  # written whole or not at all: a reader never sees half a batch record
+            record.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(record, json.dumps({"batch_id": batch.id, "input_file_id": upload.id}))
         log.info("submitted batch %s (%d requests)", batch.id, len(lines))
         return batch.id, record
 

@@ -11,10 +11,11 @@ import pyarrow as pa
 from pydantic import BaseModel, Field, create_model, model_validator
 
 from benchmark.columns import ADDED, CAPTION, PARENT_CAPTION, REMOVED
-from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, check_failures
 from benchmark.ops.context import StepContext
-from benchmark.ops.registry import Params, register
-from benchmark.text.removal import absence_caption, remove_object, replace_object
+from benchmark.ops.llm_step import Backend, CaptionsPerRequest, LLMBlock, LLMParams, ask_in_chunks
+from benchmark.ops.registry import register
+from benchmark.text.absence import absence_caption
+from benchmark.text.removal import remove_object, replace_object
 from benchmark.text.vocabulary import mentions, vocabulary
 from benchmark.text.wordnet import WordNetMissing
 
@@ -34,23 +35,17 @@ SYSTEM = (
 )
 
 
-class EditCaption(Params):
+class EditCaption(LLMParams):
     vocabulary: Literal["coco", "shapes"] = Field(
         "coco", description="the names the removed categories go by: COCO's 80, or the shapes"
     )
-    backend: Literal["offline", "llm"] = "offline"
-    llm: LLMConfig | None = Field(None, description="the LLM to ask (backend: llm)")
-    captions_per_request: int = Field(20, ge=1, le=200, description="captions sent per prompt")
+    backend: Backend = "offline"
+    llm: LLMBlock = None
+    captions_per_request: CaptionsPerRequest = 20
     fallback: Literal["absence", "drop"] = Field(
         "absence",
         description="when the phrase cannot be removed: say the object is absent, or drop the row",
     )
-
-    @model_validator(mode="after")
-    def _llm_configured(self) -> EditCaption:
-        if self.backend == "llm" and self.llm is None:
-            raise ValueError("backend: llm needs an llm: block (model, base_url, prices, ...)")
-        return self
 
 
 @cache
@@ -101,31 +96,24 @@ def _llm(
     offline vocabulary: the edit would contradict its image), is a failure, counted in
     ``reasons``. Prompts hold the distinct pairs of the batch the row part was given (see
     ``keywords._llm_keywords``); ``max_failures`` is checked per batch."""
-    unique = list(dict.fromkeys(pairs))
-    size = p.captions_per_request
-    chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
-    requests = [LLMRequest.of(f"e{k}", prompt(c), SYSTEM) for k, c in enumerate(chunks)]
-    by_size: dict[int, list[int]] = {}  # one answer schema per chunk size (the last may be short)
-    for k, chunk in enumerate(chunks):
-        by_size.setdefault(len(chunk), []).append(k)
-    results = {}
-    try:
-        backend = LLMBackend(p.llm)
-        for n, ks in by_size.items():
-            answers = backend.complete_json([requests[k] for k in ks], answer_model(n))
-            results.update(zip(ks, answers, strict=True))
-        check_failures(list(results.values()), p.llm.max_failures)
-    except LLMError as e:
-        raise ctx.fail(str(e)) from None
-    ctx.extra_costs["llm"] = backend.usage.as_dict()
+    answered = ask_in_chunks(
+        list(dict.fromkeys(pairs)),
+        p,
+        ctx,
+        size=p.captions_per_request,
+        prefix="e",
+        prompt=prompt,
+        system=SYSTEM,
+        answer_model=answer_model,
+    )
     vocab = vocabulary(p.vocabulary)
     edits: dict[tuple[str, str], tuple[str | None, Edit]] = {}
-    for k, chunk in enumerate(chunks):
-        if results[k].status != "ok":
+    for chunk, result in answered:
+        if result.status != "ok":
             reasons["llm_failed"] += len(chunk)
             edits.update(dict.fromkeys(chunk, (None, "failed")))
             continue
-        answer = {c.index: c for c in results[k].value.captions}
+        answer = {c.index: c for c in result.value.captions}
         for i, (caption, category) in enumerate(chunk):
             text, edit = answer[i].caption.strip(), answer[i].edit
             if edit == "removed" and any(category in m.categories for m in mentions(text, vocab)):

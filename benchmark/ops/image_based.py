@@ -19,8 +19,8 @@ from benchmark.ops.batching import kmeans
 from benchmark.ops.context import StepContext
 from benchmark.ops.embedding import bundle, image_embeddings
 from benchmark.ops.registry import Params, register
-from benchmark.pools.shapes_world import CANVAS, Obj, Scene, render, sample_objects
 from benchmark.spec.numbers import Seed
+from benchmark.world import CANVAS, Obj, Scene, render, sample_objects
 
 if TYPE_CHECKING:
     import torch

@@ -10,8 +10,8 @@ import pyarrow as pa
 from pydantic import BaseModel, Field, create_model, model_validator
 
 from benchmark.columns import CAPTION, KEYWORDS
-from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, check_failures
 from benchmark.ops.context import StepContext
+from benchmark.ops.llm_step import Backend, CaptionsPerRequest, LLMBlock, LLMParams, ask_in_chunks
 from benchmark.ops.registry import Params, register
 from benchmark.text.noun_classes import caption_classes, datacomp_classes
 from benchmark.text.vocabulary import categories, vocabulary
@@ -28,19 +28,13 @@ SYSTEM = (
 )
 
 
-class Keywords(Params):
+class Keywords(LLMParams):
     vocabulary: Literal["coco", "shapes"] = Field(
         "coco", description="COCO's 80 categories, or the shapes world's shapes"
     )
-    backend: Literal["offline", "llm"] = "offline"
-    llm: LLMConfig | None = Field(None, description="the LLM to ask (backend: llm)")
-    captions_per_request: int = Field(20, ge=1, le=200, description="captions sent per prompt")
-
-    @model_validator(mode="after")
-    def _llm_configured(self) -> Keywords:
-        if self.backend == "llm" and self.llm is None:
-            raise ValueError("backend: llm needs an llm: block (model, base_url, prices, ...)")
-        return self
+    backend: Backend = "offline"
+    llm: LLMBlock = None
+    captions_per_request: CaptionsPerRequest = 20
 
 
 @cache
@@ -78,30 +72,23 @@ def _llm_keywords(
     given, so the prompts (and the cache keys) follow the executor's batches; each caption's
     answer is asked for by its own index, so only a model that lets neighbours sway it answers
     differently for another split. ``max_failures`` is checked per batch."""
-    system = SYSTEM.format(names=", ".join(names))
-    size = p.captions_per_request
-    chunks = [captions[i : i + size] for i in range(0, len(captions), size)]
-    requests = [LLMRequest.of(f"c{k}", prompt(c), system) for k, c in enumerate(chunks)]
-    by_size: dict[int, list[int]] = {}  # one answer schema per chunk size (the last may be short)
-    for k, chunk in enumerate(chunks):
-        by_size.setdefault(len(chunk), []).append(k)
-    results = {}
-    try:
-        backend = LLMBackend(p.llm)
-        for n, ks in by_size.items():
-            answers = backend.complete_json([requests[k] for k in ks], answer_model(names, n))
-            results.update(zip(ks, answers, strict=True))
-        check_failures(list(results.values()), p.llm.max_failures)
-    except LLMError as e:
-        raise ctx.fail(str(e)) from None
+    answered = ask_in_chunks(
+        captions,
+        p,
+        ctx,
+        size=p.captions_per_request,
+        prefix="c",
+        prompt=prompt,
+        system=SYSTEM.format(names=", ".join(names)),
+        answer_model=lambda n: answer_model(names, n),
+    )
     out: list[list[str] | None] = []
-    for k, chunk in enumerate(chunks):
-        if results[k].status != "ok":
+    for chunk, result in answered:
+        if result.status != "ok":
             out += [None] * len(chunk)
             continue
-        labels = {c.index: set(c.categories) for c in results[k].value.captions}
+        labels = {c.index: set(c.categories) for c in result.value.captions}
         out += [[name for name in names if name in labels[i]] for i in range(len(chunk))]
-    ctx.extra_costs["llm"] = backend.usage.as_dict()
     return out
 
 

@@ -11,16 +11,14 @@ OpenAI client) inside the functions that run the op: naming and checking steps s
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from importlib.metadata import entry_points
 from typing import Literal
 
 import pyarrow as pa
 
 from benchmark.ops.context import StepContext
+from benchmark.registry import Registry
 from benchmark.spec.strict import Strict
 
 Kind = Literal["score", "filter", "map", "generate", "sample"]
@@ -118,8 +116,9 @@ def append_generated(table: pa.Table, new: pa.Table) -> pa.Table:
     return pa.concat_tables([table, new], promote_options="permissive")
 
 
-_OPS: dict[str, Op] = {}
-_loaded = False
+_OPS: Registry[Op] = Registry(
+    "op", BUILTIN_MODULES, "smallcomp.ops", lambda _: "; `smallcomp ops` lists them"
+)
 
 
 def register(
@@ -143,12 +142,28 @@ def register(
         scope = "table"
 
     def deco(fn: Callable) -> Callable:
-        if name in _OPS and _OPS[name].fn is not fn:
+        old = _OPS.registered(name)
+        if old is not None and old.fn is not fn:
             raise ValueError(f"op {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip()
-        _OPS[name] = Op(
-            name, kind, params, fn, doc, reads, writes, scope, None, device, cost, isolate
+        op = Op(
+            name,
+            kind,
+            params,
+            fn,
+            doc,
+            reads=reads,
+            writes=writes,
+            scope=scope,
+            uses=uses,
+            device=device,
+            cost=cost,
+            isolate=isolate,
         )
+        if old is None:
+            _OPS.add(name, op)
+        else:
+            _OPS.replace(name, op)
         return fn
 
     return deco
@@ -158,36 +173,21 @@ def decide(name: str) -> Callable[[Part], Part]:
     """Register the global part of row-local op ``name`` (registered just before it)."""
 
     def deco(fn: Part) -> Part:
-        op = _OPS[name]
+        op = _OPS.registered(name)
+        if op is None:
+            raise KeyError(f"op '{name}' is not registered; register it before its decide part")
         if op.scope != "rows":
             raise ValueError(f"op {name!r} is global already; it has no separate decide part")
-        _OPS[name] = replace(op, decide=fn)
+        _OPS.replace(name, replace(op, decide=fn))
         return fn
 
     return deco
 
 
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-    for ep in entry_points(group="smallcomp.ops"):
-        ep.load()
-
-
 def get(name: str) -> Op:
     """The op called ``name``; a KeyError's message suggests the closest names."""
-    _load()
-    if name not in _OPS:
-        close = difflib.get_close_matches(name, _OPS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `smallcomp ops` lists them"
-        raise KeyError(f"unknown op '{name}'{hint}")
-    return _OPS[name]
+    return _OPS.get(name)
 
 
 def all_ops() -> list[Op]:
-    _load()
-    return sorted(_OPS.values(), key=lambda op: (KINDS.index(op.kind), op.name))
+    return sorted((op for _, op in _OPS.items()), key=lambda op: (KINDS.index(op.kind), op.name))

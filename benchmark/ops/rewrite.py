@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated
 
 import pyarrow as pa
-from pydantic import BaseModel, Field, create_model, model_validator
+from pydantic import BaseModel, Field, create_model
 
 from benchmark.columns import CAPTION, REWRITES, UID
-from benchmark.models.llm import LLMBackend, LLMConfig, LLMError, LLMRequest, check_failures
+from benchmark.models.llm import LLMRequest
 from benchmark.ops.context import StepContext
-from benchmark.ops.registry import Params, register
+from benchmark.ops.llm_step import Backend, LLMBlock, LLMParams, ask
+from benchmark.ops.registry import register
 from benchmark.spec.numbers import Seed
 from benchmark.text.paraphrase import paraphrases
 from benchmark.text.seeding import sample_rng
@@ -25,17 +26,11 @@ SYSTEM = (
 )
 
 
-class Rewrite(Params):
+class Rewrite(LLMParams):
     k: int = Field(3, ge=1, le=10, description="rewrites per caption (offline: at most k)")
-    backend: Literal["offline", "llm"] = "offline"
-    llm: LLMConfig | None = Field(None, description="the LLM to ask (backend: llm)")
+    backend: Backend = "offline"
+    llm: LLMBlock = None
     seed: Seed = Field(0, description="offline rewrites are a function of (seed, uid, caption)")
-
-    @model_validator(mode="after")
-    def _llm_configured(self) -> Rewrite:
-        if self.backend == "llm" and self.llm is None:
-            raise ValueError("backend: llm needs an llm: block (model, base_url, prices, ...)")
-        return self
 
 
 @cache
@@ -49,13 +44,7 @@ def _llm_rewrites(captions: list[str], p: Rewrite, ctx: StepContext) -> list[lis
     system = SYSTEM.format(k=p.k)
     unique = list(dict.fromkeys(c for c in captions if c.strip()))  # one request per caption
     requests = [LLMRequest.of(f"r{i}", c, system) for i, c in enumerate(unique)]
-    try:
-        backend = LLMBackend(p.llm)
-        results = backend.complete_json(requests, answer_model(p.k))
-        check_failures(results, p.llm.max_failures)
-    except LLMError as e:
-        raise ctx.fail(str(e)) from None
-    ctx.extra_costs["llm"] = backend.usage.as_dict()
+    [results] = ask(p, ctx, [(requests, answer_model(p.k))])
     by_caption: dict[str, list[str] | None] = {c: [] for c in captions}
     for caption, result in zip(unique, results, strict=True):
         if result.status == "ok":

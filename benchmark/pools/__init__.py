@@ -8,7 +8,6 @@ labels, object boxes): reports read them, curation steps never see them.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import pyarrow as pa
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from benchmark.pools.subset import ImageSubset
+from benchmark.registry import Registry
 from benchmark.spec.strict import Strict
 
 REQUIRED_COLUMNS = ("uid", "caption", "image", "width", "height", "source")
@@ -69,7 +69,7 @@ class PoolKind:
         return (*REQUIRED_COLUMNS, *self.columns)
 
 
-_KINDS: dict[str, PoolKind] = {}
+_KINDS: Registry[PoolKind] = Registry("pool kind", BUILTIN_MODULES)
 
 
 def register(
@@ -79,15 +79,13 @@ def register(
     the visible columns its table has beyond the required ones."""
 
     def deco(fn: Callable) -> Callable:
-        _KINDS[name] = PoolKind(name, params, fn, columns)
+        _KINDS.add(name, PoolKind(name, params, fn, columns))
         return fn
 
     return deco
 
 
 def get(name: str) -> PoolKind:
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-    if name not in _KINDS:
-        raise KeyError(f"unknown pool kind '{name}' (known: {', '.join(sorted(_KINDS))})")
-    return _KINDS[name]
+    """The pool kind called ``name``; a KeyError's message suggests the closest names, or
+    lists them all."""
+    return _KINDS.get(name)

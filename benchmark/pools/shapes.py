@@ -17,7 +17,10 @@ from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from benchmark.pools import PoolBuild, PoolParams, register
-from benchmark.pools.shapes_world import (
+from benchmark.pools.shards import ShardWriter
+from benchmark.spec.numbers import Seed
+from benchmark.spec.strict import Strict
+from benchmark.world import (
     CANVAS,
     TRANSLATIONS,
     Obj,
@@ -27,9 +30,6 @@ from benchmark.pools.shapes_world import (
     sample_objects,
     translate,
 )
-from benchmark.pools.shards import ShardWriter
-from benchmark.spec.numbers import Seed
-from benchmark.spec.strict import Strict
 
 DEFECTS = ("mismatched", "junk", "non_english", "near_duplicate", "vague")
 VAGUE = ("a picture", "an image", "image", "a photo", "untitled", "picture of something")

@@ -1,6 +1,6 @@
 """Shapes-world scenes as a YOLO detection dataset, to train the counterfactual detector.
 
-The scenes are the pool's own (``shapes.scene_of``, rendered by ``shapes_world.render``), so a
+The scenes are the pool's own (``shapes.scene_of``, rendered by ``world.render``), so a
 detector trained here sees exactly the images it will be asked about; validation scenes come from
 another seed, so its mAP is measured on scenes it never saw. Labels are the world's boxes, in the
 world's pixel convention, so a trained detector's boxes compare directly with ``Obj.box`` and feed
@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from benchmark.pools.shapes import scene_of
-from benchmark.pools.shapes_world import CANVAS, SHAPES, Obj, Scene, render
+from benchmark.world import CANVAS, SHAPES, Obj, Scene, render
 
 
 def label_line(obj: Obj) -> str:

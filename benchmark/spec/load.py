@@ -6,6 +6,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from benchmark import columns, pools
 from benchmark.device import default_device
 from benchmark.evaluate import registry as tasks
@@ -32,6 +34,8 @@ TRAINING_KEYS = set(Scale.model_fields) | {
     "eval",
     "reference",
 }
+MAX_INCLUDES = 8  # how deep ``include:`` may nest; the shipped recipes nest 2 deep
+INHERITED = ("track", "sampler", "loss")  # what a recipe takes from the one it includes
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,23 @@ class RecipeSpec:
     track: TrackSpec
     file: str
     steps_at: tuple[int, int] = (1, 1)  # where the recipe lists its steps (for budget errors)
+    includes: tuple[str, ...] = ()  # the files it includes, each the one the previous includes
+    expanded: dict | None = None  # with includes: the recipe as one file would write it
 
     @property
     def hash(self) -> str:
         """Identity of what the recipe does: its steps, sampler and loss, not its prose. A file
-        a step names counts by its content: loading records its sha256 in the step's params."""
+        a step names counts by its content: loading records its sha256 in the step's params.
+        The steps are the resolved ones, so ``include:`` changes no hash."""
         return digest(self.recipe.model_dump(include={"steps", "sampler", "loss"}))
+
+    def source(self) -> bytes:
+        """The recipe file as written; for a recipe that includes others, one recipe that
+        stands alone with the same name, steps and hash (what a submission bundle ships)."""
+        if self.expanded is None:
+            return Path(self.file).read_bytes()
+        head = f"# {self.file}, its include: expanded ({' -> '.join(self.includes)})\n"
+        return (head + yaml.safe_dump(self.expanded, sort_keys=False, allow_unicode=True)).encode()
 
 
 def _pool_params(doc: Located, data: object, prefix: tuple, root: Path) -> pools.PoolParams:
@@ -86,8 +101,8 @@ def _eval_params(doc: Located, ev: Eval, root: Path) -> dict[str, Strict]:
     for i, name in enumerate(ev.tasks):
         try:
             models[name] = tasks.get(name).params
-        except KeyError:
-            raise doc.error(("eval", "tasks", i), f"unknown eval task '{name}'") from None
+        except KeyError as e:
+            raise doc.error(("eval", "tasks", i), str(e.args[0])) from None
     for key in ev.options:
         if key != "all" and key not in models:
             at = where + (key,)
@@ -182,8 +197,15 @@ def _check_track_models(doc: Located, track: TrackSpec, allow: Collection[str]) 
 
 
 def _step(
-    doc: Located, raw: object, where: tuple, sampler: bool, allow_weights: Collection[str] = ()
+    doc: Located,
+    raw: object,
+    where: tuple,
+    sampler: bool,
+    allow_weights: Collection[str] = (),
+    base: Path | None = None,
 ) -> Step:
+    """``raw`` checked as a step (``doc`` says where it was written); files it names are
+    relative to ``base``, the loading recipe's directory (default: ``doc``'s)."""
     if not isinstance(raw, dict):
         raise doc.error(where, f"field '{field_name(where)}' must be a mapping with an 'op'")
     if "op" not in raw:
@@ -198,7 +220,8 @@ def _step(
         want = "a sampler" if sampler else "a data step (score/filter/map/generate)"
         raise doc.error(where + ("op",), f"'{op.name}' is a {op.kind} op; here it must be {want}")
     params = {k: v for k, v in raw.items() if k != "op"}
-    validated = validate(doc, op.params, params, where, recipe_context(Path(doc.file).parent))
+    base = Path(doc.file).parent if base is None else base
+    validated = validate(doc, op.params, params, where, recipe_context(base))
     for name, loader, value in trust.named_models(validated):
         try:
             trust.check(loader, value, allow_weights)
@@ -208,6 +231,45 @@ def _step(
     # JSON mode: params are data, like the YAML they came from, so every report, hash and
     # worker they travel to takes them as they are (a Path-typed option stays a string).
     return Step(op=op.name, params=validated.model_dump(mode="json"))
+
+
+def _with_includes(doc: Located) -> list[Located]:
+    """``doc``, then the recipe it includes, then the one that includes, and so on.
+
+    ``include:`` names a recipe file relative to the including one; each is read by
+    ``load_yaml``, with all its caps. A missing or unreadable file, an include nested more
+    than ``MAX_INCLUDES`` deep and a cycle are errors on the ``include`` field that names it;
+    an error inside an included file points into that file."""
+    docs = [doc]
+    while "include" in docs[-1].data:
+        d = docs[-1]
+        raw = d.data["include"]
+        if not isinstance(raw, str) or not raw.endswith((".yaml", ".yml")):
+            raise d.error(
+                ("include",),
+                "field 'include' must name a recipe file (.yaml), relative to this one",
+            )
+        if len(docs) > MAX_INCLUDES:
+            raise d.error(
+                ("include",), f"field 'include': includes nest more than {MAX_INCLUDES} deep"
+            )
+        path = Path(d.file).parent / raw
+        if not path.is_file():  # nor a directory, device or pipe
+            raise d.error(("include",), f"field 'include': no recipe file {path}")
+        seen = [Path(x.file).resolve() for x in docs]
+        if path.resolve() in seen:
+            cycle = [x.file for x in docs[seen.index(path.resolve()) :]] + [str(path)]
+            raise d.error(
+                ("include",), f"field 'include': recipes include each other: {' -> '.join(cycle)}"
+            )
+        try:
+            path.open("rb").close()
+        except OSError as e:
+            raise d.error(
+                ("include",), f"field 'include': cannot read {path}: {e.strerror}"
+            ) from None
+        docs.append(load_yaml(path))
+    return docs
 
 
 # What each training loss needs from the curated table, and the step that provides it.
@@ -222,15 +284,18 @@ def _writers(column: str) -> str:
     return f"; put a step that writes it first ({', '.join(names)})" if names else ""
 
 
-def _check_columns(doc: Located, recipe: Recipe, track: TrackSpec) -> None:
+def _check_columns(
+    recipe: Recipe, track: TrackSpec, at: list[tuple[Located, tuple]], loss_doc: Located
+) -> None:
     """Each step reads only columns the pool has or an earlier step writes, the sampler's
     columns exist, and the loss has what it trains on: checked from the ops' declarations,
-    before any work, rather than as a failure after curation."""
+    before any work, rather than as a failure after curation. ``at``: where each step, then
+    the sampler, was written (a step of an included recipe is in that recipe's file)."""
     have = set(pools.get(track.pool.kind).visible_columns)
-    placed = [(("steps", i), s) for i, s in enumerate(recipe.steps)]
+    placed = list(recipe.steps)
     if recipe.sampler is not None:
-        placed.append((("sampler",), recipe.sampler))
-    for where, step in placed:
+        placed.append(recipe.sampler)
+    for (doc, where), step in zip(at, placed, strict=False):
         op = ops.get(step.op)
         params = op.params.model_validate(step.params)
         missing = [c for c in op.columns_read(params) if c not in have]
@@ -244,7 +309,7 @@ def _check_columns(doc: Located, recipe: Recipe, track: TrackSpec) -> None:
         have |= set(op.columns_written(params))
     needed = LOSS_COLUMNS.get(recipe.loss)
     if needed and needed[0] not in have:
-        raise doc.error(
+        raise loss_doc.error(
             ("loss",),
             f"field 'loss': {recipe.loss} trains on column '{needed[0]}', which no step "
             f"writes; add a '{needed[1]}' step",
@@ -267,39 +332,63 @@ def _recipe(
     device: str | None = None,
     allow_weights: Collection[str] = (),
 ) -> RecipeSpec:
-    data = dict(doc.data)
-    for key in data:
-        if key in TRAINING_KEYS:
-            raise doc.error(
-                (key,),
-                f"recipe may not set '{key}': training settings are fixed by the track",
-                key=True,
-            )
-    steps = data.pop("steps", [])
-    sampler = data.pop("sampler", None)
-    if not isinstance(steps, list):
-        raise doc.error(("steps",), "field 'steps' must be a list of steps")
-    recipe = validate(doc, Recipe, data)
-    recipe.steps = [
-        _step(doc, s, ("steps", i), sampler=False, allow_weights=allow_weights)
-        for i, s in enumerate(steps)
-    ]
+    docs = _with_includes(doc)
+    steps: list[tuple[Located, tuple, object]] = []  # each step's file, path in it, raw value
+    inherited: dict[str, tuple[Located, object]] = {}  # INHERITED: the nearest file's value
+    for d in reversed(docs):  # the innermost included recipe first: its steps come first
+        data = dict(d.data)
+        for key in data:
+            if key in TRAINING_KEYS:
+                raise d.error(
+                    (key,),
+                    f"recipe may not set '{key}': training settings are fixed by the track",
+                    key=True,
+                )
+        data.pop("include", None)
+        own = data.pop("steps", [])
+        data.pop("sampler", None)
+        if not isinstance(own, list):
+            raise d.error(("steps",), "field 'steps' must be a list of steps")
+        for key in ("track", "loss"):  # an included recipe's name and description stay its own
+            if key not in data and key in inherited:
+                data[key] = inherited[key][1]
+        recipe = validate(d, Recipe, data)
+        steps += [(d, ("steps", i), s) for i, s in enumerate(own)]
+        inherited |= {key: (d, d.data[key]) for key in INHERITED if key in d.data}
+    # Files a step names are relative to this recipe, wherever the step was written: curation
+    # looks for them there, and the steps hash as if written here.
+    base = Path(doc.file).parent
+    recipe.steps = [_step(d, s, where, False, allow_weights, base) for d, where, s in steps]
+    sampler_doc, sampler = inherited.get("sampler", (doc, None))
     if sampler is not None:
-        recipe.sampler = _step(doc, sampler, ("sampler",), sampler=True)
+        recipe.sampler = _step(sampler_doc, sampler, ("sampler",), True, base=base)
+    track_doc = inherited.get("track", (doc,))[0] if track_override is None else doc
     track_name = track_override or recipe.track
     try:
-        track_file = find_track(track_name, Path(doc.file).parent)
+        track_file = find_track(track_name, Path(track_doc.file).parent)
     except FileNotFoundError:
-        raise doc.error(("track",), f"field 'track': no track '{track_name}' found") from None
+        raise track_doc.error(("track",), f"field 'track': no track '{track_name}' found") from None
     track = load_track(track_file)
     if track_override is None and not _benchmark_track(track_file):
-        _check_track_models(doc, track, allow_weights)
+        _check_track_models(track_doc, track, allow_weights)
+    loss_doc = inherited.get("loss", (doc,))[0]
     if recipe.loss not in track.track.rules.losses:
         allowed = ", ".join(track.track.rules.losses)
-        raise doc.error(("loss",), f"field 'loss': track allows only {allowed}")
-    _check_columns(doc, recipe, track)
-    steps_at = doc.where(("steps",), key=True) if steps else (1, 1)
-    spec = RecipeSpec(recipe, track, doc.file, steps_at)
+        raise loss_doc.error(("loss",), f"field 'loss': track allows only {allowed}")
+    at = [(d, where) for d, where, _ in steps] + [(sampler_doc, ("sampler",))]
+    _check_columns(recipe, track, at, loss_doc)
+    if doc.data.get("steps"):
+        steps_at = doc.where(("steps",), key=True)
+    else:
+        steps_at = doc.where(("include",), key=True) if steps else (1, 1)
+    expanded = None
+    if len(docs) > 1:
+        expanded = {k: doc.data[k] for k in ("name", "description") if k in doc.data}
+        expanded["track"] = inherited["track"][1]
+        expanded["steps"] = [s for _, _, s in steps]
+        expanded |= {k: inherited[k][1] for k in ("sampler", "loss") if k in inherited}
+    includes = tuple(d.file for d in docs[1:])
+    spec = RecipeSpec(recipe, track, doc.file, steps_at, includes, expanded)
     rows = getattr(track.pool, "size", None)
     if isinstance(rows, int):  # pools of unknown size are checked once built
         from benchmark.spec import budget

@@ -27,10 +27,10 @@ import hashlib
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
-from benchmark.pools.shapes_world import SHAPES
 from benchmark.text.tokens import FUNCTION_WORDS, words
 from benchmark.text.vocabulary import COCO_TERMS
 from benchmark.text.wordnet import wordnet
+from benchmark.world import SHAPES
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset

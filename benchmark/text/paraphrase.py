@@ -21,12 +21,12 @@ from functools import cache
 
 import numpy as np
 
-from benchmark.pools.shapes_world import INVERSE, SHAPES, SIZES
 from benchmark.text import pos, tokens
 from benchmark.text.inflection import fix_articles, plural
 from benchmark.text.tokens import FUNCTION_WORDS, same_case, words
 from benchmark.text.vocabulary import COCO_TERMS, COLOURS
 from benchmark.text.wordnet import wordnet
+from benchmark.world import INVERSE, SHAPES, SIZES
 
 RELATION_INVERSE = INVERSE | {
     "in front of": "behind",

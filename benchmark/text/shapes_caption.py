@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from benchmark.pools.shapes_world import COLOURS, INVERSE, RELATIONS, SHAPES, SIZES
 from benchmark.text.tokens import Word, words
+from benchmark.world import COLOURS, INVERSE, RELATIONS, SHAPES, SIZES
 
 ARTICLES = frozenset({"a", "an", "the"})
 _RELATION_WORDS = {tuple(r.split()): r for r in RELATIONS}

@@ -21,13 +21,14 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from benchmark.evaluate.aro import ADJECTIVE_TAGS, NOUN_TAGS, shuffle_within_trigrams
-from benchmark.pools.shapes_world import COLOURS as SHAPE_COLOURS
-from benchmark.pools.shapes_world import INVERSE
 from benchmark.text.inflection import fix_articles, plural
+from benchmark.text.penn_tags import ADJECTIVE_TAGS, NOUN_TAGS
 from benchmark.text.shapes_caption import parse
 from benchmark.text.tokens import Word, replace, same_case, words
+from benchmark.text.trigrams import shuffle_within_trigrams
 from benchmark.text.vocabulary import COLOURS, Vocabulary, mentions
+from benchmark.world import COLOURS as SHAPE_COLOURS
+from benchmark.world import INVERSE
 
 Kind = Literal["object_swap", "attribute_swap", "relation", "attribute_replace", "shuffle"]
 KINDS: tuple[Kind, ...] = get_args(Kind)

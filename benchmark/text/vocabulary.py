@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Literal
 
-from benchmark.pools.shapes_world import SHAPES
 from benchmark.text.inflection import SINGULAR, plural
 from benchmark.text.tokens import words
+from benchmark.world import SHAPES
 
 COCO_TERMS: dict[str, tuple[str, ...]] = {
     "person": (
@@ -238,6 +239,7 @@ def shapes() -> Vocabulary:
 
 
 VOCABULARIES = {"coco": coco, "shapes": shapes}
+VocabularyName = Literal["coco", "shapes"]  # the keys of VOCABULARIES
 
 
 def vocabulary(name: str) -> Vocabulary:

@@ -3,6 +3,9 @@
 A miniature of web image-text data with everything known: each object's shape, colour, size and
 box, so curation, detection and inpainting can be checked against the truth, and compositional
 probes (swapped attributes, relations) can be generated exactly.
+
+It depends on nothing else in the benchmark: the `shapes` pool draws its samples from it, the
+text rules read its captions, and ops and evaluators render and probe its scenes.
 """
 
 from __future__ import annotations
@@ -153,14 +156,15 @@ def render(scene: Scene, size: int = CANVAS) -> Image.Image:
     return im if size == CANVAS else im.resize((size, size), Image.BILINEAR)
 
 
-def _a(phrase: str) -> str:
+def with_article(phrase: str) -> str:
+    """``phrase`` after the indefinite article it takes ("a red circle", "an orange star")."""
     return f"an {phrase}" if phrase[0] in "aeiou" else f"a {phrase}"
 
 
 def describe(objs: tuple[Obj, ...], rng: np.random.Generator) -> str:
     """One true English caption, drawn from several templates and phrasings."""
     sized = rng.random() < 0.3
-    phrases = [_a(o.phrase(sized)) for o in objs]
+    phrases = [with_article(o.phrase(sized)) for o in objs]
     if len(objs) == 1:
         template = (
             "{0}",
