@@ -170,17 +170,6 @@ def cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_job(root: str, device: str, spec, scale: str, seed: int, threads: int) -> dict:
-    """One (recipe, seed) run in a worker process of ``run --jobs``."""
-    import torch
-
-    from benchmark.pipeline import Runner
-    from benchmark.store import Store
-
-    torch.set_num_threads(threads)
-    return Runner(Store(root), device).run(spec, scale, seed)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark import leaderboard
     from benchmark.spec.load import load_recipe
@@ -232,30 +221,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         heads = "  ".join(f"{k} {100 * v:.1f}" for k, v in result["headline"].items())
         print(f"{spec.recipe.name} seed {seed}: {heads}  -> {path}", flush=True)
 
-    if args.jobs == 1:
-        for spec, seed in jobs:
-            print(
-                f"== {spec.recipe.name} on {spec.track.track.name}/{args.scale}, seed {seed}",
-                file=sys.stderr,
-            )
-            done(spec, seed, runner.run(spec, args.scale, seed))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    def started(spec, seed: int) -> None:
+        where = f"{spec.track.track.name}/{args.scale}"
+        print(f"== {spec.recipe.name} on {where}, seed {seed}", file=sys.stderr)
 
-        for spec in specs:  # shared stages (pools, reference, curation) once, in order
-            runner.curate(spec)
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-            futures = {
-                pool.submit(
-                    _run_job, str(runner.store.root), runner.device, spec, args.scale, seed, threads
-                ): (spec, seed)
-                for spec, seed in jobs
-            }
-            for future, (spec, seed) in futures.items():
-                done(spec, seed, future.result())
+    runner.run_all(jobs, args.scale, args.jobs, started, done)
     for path in leaderboard.build(board):
         print(f"leaderboard: {path}")
         track_rows = [

@@ -65,6 +65,7 @@ def filter_quality(before: set[str], after: set[str], defect: dict[str, str | No
     return out
 
 
+CURATION_SEED = 0  # curation is part of the recipe, not of the training seed
 REMOVED_SAMPLE = 16  # uids of what each filter step removed, kept for the site's gallery
 
 

@@ -22,7 +22,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ import ray
 
 from benchmark import columns
 from benchmark.curate import (
+    CURATION_SEED,
     check_reads,
     defect_labels,
     filter_quality,
@@ -54,6 +54,7 @@ from benchmark.pools import HIDDEN_PREFIX
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.load import TrackSpec
 from benchmark.spec.recipe import Step
+from benchmark.track_models import TrackModels
 
 MIN_BATCH_ROWS = 256  # rows per map_batches call, rounded up to a multiple of the op's batch
 
@@ -81,6 +82,10 @@ class StepSpec:
     allow_weights: tuple[str, ...]
     track_defects: bool  # report removed uids (the pool has defect labels)
     recipe_dir: str | None = None  # what files a step names are relative to (``uids``)
+
+    @property
+    def seed(self) -> int:
+        return CURATION_SEED + self.index
 
 
 def init(options: RayOptions) -> None:
@@ -138,58 +143,30 @@ class Records:
         return {i: dict(s) for i, s in self.steps.items()}, self.weights
 
 
-class TrackModels:
-    """The track's reference CLIP and detector, built (or found in the store) on first use in
-    this process, timed so a step's cost leaves them out, and named by their weights."""
+def track_models(spec: StepSpec) -> TrackModels:
+    """The track's models in this worker, built through its own view of the run store."""
+    from benchmark.pipeline import Runner
+    from benchmark.store import Store
 
-    def __init__(self, spec: StepSpec) -> None:
-        self.spec = spec
-        self.setup_s = 0.0
-        self.weights: dict[str, str] = {}
-        self.reference = cache(lambda: self._timed("reference", self._reference))
-        self.detector = cache(lambda: self._timed("detector", self._detector))
+    runner = Runner(Store(Path(spec.store_root)), spec.device, spec.allow_weights)
+    return TrackModels(runner, spec.track)
 
-    def _runner(self):
-        from benchmark.pipeline import Runner
-        from benchmark.store import Store
 
-        s = self.spec
-        return Runner(Store(Path(s.store_root)), s.device, s.allow_weights)
-
-    def _reference(self) -> tuple[object, str]:
-        bundle = self._runner().reference(self.spec.track)
-        return bundle, bundle.source
-
-    def _detector(self) -> tuple[str, str]:
-        path = self._runner().detector(self.spec.track)
-        return path, path
-
-    def _timed(self, name: str, build: Callable[[], tuple[object, str]]) -> object:
-        from benchmark.pipeline import weights_digest
-
-        t = time.perf_counter()
-        try:
-            model, source = build()
-            self.weights[name] = weights_digest(source)
-            return model
-        finally:
-            self.setup_s += time.perf_counter() - t
-
-    def context(self, reader: ShardReader, device: str) -> StepContext:
-        s = self.spec
-        t = s.track.track
-        return StepContext(
-            s.name,
-            reader,
-            s.index,
-            Path(s.work_dir),
-            device,
-            self.reference if t.reference is not None else None,
-            self.detector if t.detector is not None else None,
-            Path(s.store_root),
-            s.allow_weights,
-            Path(s.recipe_dir) if s.recipe_dir else None,
-        )
+def step_context(
+    spec: StepSpec, models: TrackModels, reader: ShardReader, device: str
+) -> StepContext:
+    return StepContext(
+        spec.name,
+        reader,
+        spec.seed,
+        Path(spec.work_dir),
+        device,
+        models.reference,
+        models.detector,
+        Path(spec.store_root),
+        spec.allow_weights,
+        Path(spec.recipe_dir) if spec.recipe_dir else None,
+    )
 
 
 class RowWorker:
@@ -205,7 +182,7 @@ class RowWorker:
         self.params = [
             op.params.model_validate(s.step.params) for op, s in zip(self.ops, specs, strict=True)
         ]
-        self.models = [TrackModels(s) for s in specs]
+        self.models = [track_models(s) for s in specs]
         self.reader = ShardReader(Path(specs[0].store_root))
         gpus = [str(g) for g in ray.get_gpu_ids()]
         self.where = {"node": ray.get_runtime_context().get_node_id()[:12], "gpu_ids": gpus}
@@ -227,7 +204,7 @@ class RowWorker:
         return batch
 
     def _step(self, spec, op, params, models, batch: pa.Table) -> pa.Table:
-        ctx = models.context(self.reader, self.device)
+        ctx = step_context(spec, models, self.reader, self.device)
         t0, setup0 = time.perf_counter(), models.setup_s
         try:
             out = op.fn(batch, params, ctx)
@@ -395,7 +372,8 @@ class Curation:
                 self.spec_for(i, s, bool(self.defect)) for i, s in zip(group, steps, strict=True)
             ]
             ctxs = [
-                TrackModels(s).context(ShardReader(Path(s.store_root)), s.device) for s in specs
+                step_context(s, track_models(s), ShardReader(Path(s.store_root)), s.device)
+                for s in specs
             ]
             for op, p, ctx in zip(ops, params, ctxs, strict=True):
                 check_reads(op, p, names, ctx)

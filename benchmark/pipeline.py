@@ -7,16 +7,15 @@ results differ only where inputs do.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import multiprocessing
 import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
@@ -40,9 +39,9 @@ from benchmark.spec import budget
 from benchmark.spec.load import RecipeSpec, TrackSpec
 from benchmark.spec.recipe import Step
 from benchmark.spec.track import Scale
-from benchmark.store import Stage, Store, StoreError, digest, file_sha256, write_atomic
+from benchmark.store import Stage, Store, StoreError, digest, write_atomic
+from benchmark.track_models import TrackModels
 
-CURATION_SEED = 0  # curation is part of the recipe, not of the training seed
 # What a result's numbers depend on (ultralytics trains the detector, diffusers runs the fill).
 LIBRARIES = (
     "smallcomp",
@@ -55,7 +54,6 @@ LIBRARIES = (
     "ultralytics",
     "diffusers",
 )
-WEIGHT_SUFFIXES = {".safetensors", ".pt", ".bin"}  # what a track model's identity is read from
 
 
 @dataclass
@@ -207,7 +205,7 @@ class Runner:
             "pool": track.pool.model_dump(mode="json"),
             "steps": steps,
             "reference": ref,
-            "seed": CURATION_SEED,
+            "seed": curation.CURATION_SEED,
         }
         if track.track.detector and any(ops.get(s.op).isolate for s in spec.recipe.steps):
             inputs["detector"] = track.track.detector.model_dump()
@@ -244,28 +242,9 @@ class Runner:
 
         A curation that lost images to a damaged shard is not kept: cached, it would hide the
         loss from every later run."""
-        track = spec.track
         stage = self._curate_stage(spec)
         reader = ShardReader(self.store.root)
-        setup = [0.0]  # seconds spent building the track's models, which no recipe pays for
-        weights: dict[str, str] = {}  # the track models the steps loaded, by their weights
-
-        def timed(name, build, source):
-            def run():
-                t = time.perf_counter()
-                try:
-                    model = build()
-                    weights[name] = weights_digest(source(model))
-                    return model
-                finally:
-                    setup[0] += time.perf_counter() - t
-
-            return cache(run)
-
-        reference = timed("reference", lambda: self.reference(track), lambda b: b.source)
-        detector = None
-        if track.track.detector:
-            detector = timed("detector", lambda: self.detector(track), str)
+        models = TrackModels(self, spec.track)
 
         def build(work: Path) -> None:
 
@@ -274,18 +253,18 @@ class Runner:
                 return StepContext(
                     name,
                     reader,
-                    CURATION_SEED + i,
+                    curation.CURATION_SEED + i,
                     work / f"step{i}",
                     self.device,
-                    reference,
-                    detector,
+                    models.reference,
+                    models.detector,
                     self.store.root,
                     self.allow_weights,
                     Path(spec.file).resolve().parent,
                 )
 
             t0 = time.perf_counter()
-            result = curation.curate(pool_table, spec.recipe.steps, context, lambda: setup[0])
+            result = curation.curate(pool_table, spec.recipe.steps, context, lambda: models.setup_s)
             if reader.damaged:
                 lost = "; ".join(f"{self.store.root / s} ({p})" for s, p in reader.damaged.items())
                 raise StoreError("curate", f"not kept: images lost to damaged shards: {lost}")
@@ -295,9 +274,9 @@ class Runner:
                 "curated_rows": result.table.num_rows,
                 "uid_hash": result.uid_hash,
                 "steps": result.steps,
-                "wall_s": round(time.perf_counter() - t0 - setup[0], 3),
-                "setup_s": round(setup[0], 3),
-                "weights": weights,
+                "wall_s": round(time.perf_counter() - t0 - models.setup_s, 3),
+                "setup_s": round(models.setup_s, 3),
+                "weights": models.weights,
             }
             write_atomic(work / "report.json", json.dumps(report, indent=2))
 
@@ -418,6 +397,34 @@ class Runner:
         return json.loads((stage.ensure(build) / "results.json").read_text())
 
     # -- the whole run ---------------------------------------------------------------------
+    def run_all(
+        self,
+        jobs: list[tuple[RecipeSpec, int]],
+        scale_name: str,
+        workers: int,
+        started: Callable[[RecipeSpec, int], None],
+        done: Callable[[RecipeSpec, int, dict], None],
+    ) -> None:
+        """Run each (recipe, seed): in order here, or ``workers`` at a time in worker processes
+        (the shared stages, pools, reference and curations, are built here first, in order, so
+        no two workers build one). The one place that manages worker processes for runs."""
+        if workers == 1:
+            for spec, seed in jobs:
+                started(spec, seed)
+                done(spec, seed, self.run(spec, scale_name, seed))
+            return
+        for spec in {id(spec): spec for spec, _ in jobs}.values():
+            self.curate(spec)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            args = (str(self.store.root), self.device, self.allow_weights, scale_name, threads)
+            futures = {
+                pool.submit(_run_in_worker, spec, seed, *args): (spec, seed) for spec, seed in jobs
+            }
+            for future, (spec, seed) in futures.items():
+                done(spec, seed, future.result())
+
     def run(self, spec: RecipeSpec, scale_name: str, seed: int) -> dict:
         scale = spec.track.scale(scale_name)
         table, report = self.curate(spec)
@@ -455,19 +462,20 @@ class Runner:
         }
 
 
-def weights_digest(source: str) -> str:
-    """A track model's identity in the record. Two builds of one spec can differ in their
-    numerics across machines (and so curate differently), so a local model is named by its
-    weight bytes; a model loaded by name is named by that name."""
-    path = Path(source)
-    files = [path] if path.is_file() else sorted(path.glob("*")) if path.is_dir() else []
-    files = [f for f in files if f.suffix in WEIGHT_SUFFIXES]
-    if not files:
-        return source
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode() + b"\0" + bytes.fromhex(file_sha256(f)))
-    return h.hexdigest()[:16]
+def _run_in_worker(
+    spec: RecipeSpec,
+    seed: int,
+    root: str,
+    device: str,
+    allow_weights: tuple[str, ...],
+    scale_name: str,
+    threads: int,
+) -> dict:
+    """One (recipe, seed) run in a worker process of ``run_all``."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return Runner(Store(root), device, allow_weights).run(spec, scale_name, seed)
 
 
 def _curate_in_worker(

@@ -17,9 +17,10 @@ import torch
 from conftest import REPO
 
 from benchmark.cli import main
-from benchmark.pipeline import Runner, weights_digest
+from benchmark.pipeline import Runner
 from benchmark.spec.load import load_recipe
 from benchmark.store import Store
+from benchmark.track_models import weights_digest
 
 STEPS = "steps:\n  - op: language\n  - op: caption_length\n    min_words: 2\n"
 

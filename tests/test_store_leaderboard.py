@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 from benchmark import leaderboard
-from benchmark.pipeline import weights_digest
 from benchmark.store import Store
+from benchmark.track_models import weights_digest
 
 
 def test_stage_that_dies_leaves_nothing_finished(tmp_path: Path):
