@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +21,11 @@ from benchmark.ops import registry
 from benchmark.ops.context import StepContext
 from benchmark.pools import HIDDEN_PREFIX
 from benchmark.spec.recipe import Step
+from benchmark.store import StoreError, write_atomic
+
+if TYPE_CHECKING:
+    from benchmark.pools.shards import ShardReader
+    from benchmark.track_models import TrackModels
 
 
 @dataclass
@@ -193,3 +200,42 @@ def write(curated: Curated, out: Path) -> None:
 
     pq.write_table(curated.table, out / "curated.parquet")
     np.save(out / "uids.npy", uid_array(curated.table.column("uid").to_pylist()))
+
+
+def build_stage(
+    work: Path,
+    pool_table: pa.Table,
+    steps: list[Step],
+    context_for: Callable[[int, Step, Path], StepContext],
+    models: TrackModels,
+    reader: ShardReader,
+) -> None:
+    """The local curate stage's build: ``steps`` applied to ``pool_table`` here, written into
+    ``work`` (``curated.parquet``, ``uids.npy``, ``report.json``).
+
+    ``context_for(i, step, work_dir)`` makes step i's context (``work_dir`` is its scratch
+    directory under ``work``); ``models`` are the track models those contexts hand out, timed
+    apart from the steps' cost; ``reader`` is the contexts' shard reader. A curation that lost
+    images to a damaged shard is not kept: cached, it would hide the loss from every later run.
+    """
+    t0 = time.perf_counter()
+    result = curate(
+        pool_table,
+        steps,
+        lambda i, step: context_for(i, step, work / f"step{i}"),
+        lambda: models.setup_s,
+    )
+    if reader.damaged:
+        lost = "; ".join(f"{reader.root / s} ({p})" for s, p in reader.damaged.items())
+        raise StoreError("curate", f"not kept: images lost to damaged shards: {lost}")
+    write(result, work)
+    report = {
+        "pool_rows": pool_table.num_rows,
+        "curated_rows": result.table.num_rows,
+        "uid_hash": result.uid_hash,
+        "steps": result.steps,
+        "wall_s": round(time.perf_counter() - t0 - models.setup_s, 3),
+        "setup_s": round(models.setup_s, 3),
+        "weights": models.weights,
+    }
+    write_atomic(work / "report.json", json.dumps(report, indent=2))

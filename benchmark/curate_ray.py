@@ -15,6 +15,7 @@ content-named chunks under ``generated/<step hash>/`` themselves).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import sys
@@ -52,8 +53,9 @@ from benchmark.ops import registry
 from benchmark.ops.context import OpError, StepContext
 from benchmark.pools import HIDDEN_PREFIX
 from benchmark.pools.shards import ShardReader
-from benchmark.spec.load import TrackSpec
+from benchmark.spec.load import RecipeSpec, TrackSpec
 from benchmark.spec.recipe import Step
+from benchmark.store import write_atomic
 from benchmark.track_models import TrackModels
 
 MIN_BATCH_ROWS = 256  # rows per map_batches call, rounded up to a multiple of the op's batch
@@ -529,3 +531,37 @@ class Curation:
             "steps": records,
             "weights": weights,
         }
+
+
+def build_stage(
+    work: Path,
+    pool_file: Path,
+    spec: RecipeSpec,
+    store_root: Path,
+    device: str,
+    allow_weights: tuple[str, ...],
+    options: RayOptions,
+) -> None:
+    """The curate stage's build on the cluster, into ``work``: the same files, and the same
+    report as the local build's, plus its executor."""
+
+    def step_spec(i: int, step: Step, defects: bool) -> StepSpec:
+        return StepSpec(
+            i,
+            step,
+            f"{spec.file}: steps[{i}] ({step.op})",
+            str(store_root),
+            str(work / f"step{i}"),
+            device,
+            spec.track,
+            allow_weights,
+            defects,
+            str(Path(spec.file).resolve().parent),
+        )
+
+    t0 = time.perf_counter()
+    report = Curation(pool_file, spec.recipe.steps, step_spec, options).run(work)
+    report["wall_s"] = round(time.perf_counter() - t0, 3)
+    report["setup_s"] = round(sum(s.get("setup_s", 0.0) for s in report["steps"]), 3)
+    report["executor"] = "ray"
+    write_atomic(work / "report.json", json.dumps(report, indent=2))

@@ -11,16 +11,14 @@ import json
 import multiprocessing
 import os
 import platform
-import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmark import curate as curation
@@ -31,15 +29,15 @@ from benchmark.evaluate import registry as tasks
 from benchmark.evaluate.retrieval import karpathy_test_keys
 from benchmark.models import clip
 from benchmark.ops import registry as ops
-from benchmark.ops.context import OpError, StepContext
-from benchmark.pools.contamination import EvalSet, remove_contaminated
+from benchmark.ops.context import StepContext
+from benchmark.pools.contamination import EvalSet
 from benchmark.pools.shards import ShardReader
 from benchmark.pools.subset import subset_images
 from benchmark.spec import budget
 from benchmark.spec.load import RecipeSpec, TrackSpec
 from benchmark.spec.recipe import Step
 from benchmark.spec.track import Scale
-from benchmark.store import Stage, Store, StoreError, digest, write_atomic
+from benchmark.store import Stage, Store, digest, write_atomic
 from benchmark.track_models import TrackModels
 
 # What a result's numbers depend on (ultralytics trains the detector, diffusers runs the fill).
@@ -82,27 +80,9 @@ class Runner:
         stage = self.store.stage("pool", inputs)
         if params.subset is not None:
             return self._pool_subset(params, eval_sets, stage)
-
-        def build(work: Path) -> None:
-            built = pools.get(params.kind).build(params, work)
-            table = built.table
-            report: dict = {"rows_built": table.num_rows, "skipped": built.skipped}
-            if eval_sets:
-                reader = ShardReader(work)
-                table, found = remove_contaminated(table, reader, eval_sets)
-                reader.close()
-                report["contamination"] = asdict(found)
-            prefix = f"pool/{stage.key}/"
-            table = table.set_column(
-                table.column_names.index("image"),
-                "image",
-                pc.binary_join_element_wise(prefix, table.column("image"), ""),
-            )
-            report["rows"] = table.num_rows
-            pq.write_table(table, work / "pool.parquet")
-            write_atomic(work / "report.json", json.dumps(report, indent=2, default=str))
-
-        return stage.ensure(build) / "pool.parquet"
+        prefix = f"pool/{stage.key}/"
+        path = stage.ensure(lambda work: pools.build_stage(work, params, prefix, eval_sets))
+        return path / "pool.parquet"
 
     def _pool_subset(
         self, params: pools.PoolParams, eval_sets: list[EvalSet] | None, stage: Stage
@@ -166,35 +146,11 @@ class Runner:
             raise ValueError(f"track '{track.track.name}' has no detector")
         if spec.model is not None:
             return spec.model
-        t = spec.train
-        stage = self.store.stage("detector", t.model_dump())
+        from benchmark.pools.shapes_detection import build_detector
 
-        def build(work: Path) -> None:
-            from benchmark.models.detector import evaluate_detector, train_detector
-            from benchmark.pools.shapes_detection import export
-
-            data = export(work / "data", t.train_size, t.val_size, t.seed, t.image_size)
-            t0 = time.perf_counter()
-            weights = train_detector(
-                data,
-                work / "yolo",
-                model=t.model,
-                epochs=t.epochs,
-                imgsz=t.imgsz,
-                batch=t.batch,
-                seed=t.seed,
-                device=self.device,
-                **t.overrides,
-            )
-            wall = time.perf_counter() - t0
-            os.replace(weights, work / "detector.pt")
-            shutil.rmtree(work / "yolo", ignore_errors=True)
-            metrics = evaluate_detector(work / "detector.pt", data, t.imgsz, "val", self.device)
-            shutil.rmtree(work / "data", ignore_errors=True)
-            report = {"train_wall_s": round(wall, 1), "device": self.device, **metrics}
-            write_atomic(work / "report.json", json.dumps(report, indent=2))
-
-        return str(stage.ensure(build) / "detector.pt")
+        stage = self.store.stage("detector", spec.train.model_dump())
+        path = stage.ensure(lambda work: build_detector(work, spec.train, self.device))
+        return str(path / "detector.pt")
 
     # -- curate ----------------------------------------------------------------------------
     def _curate_stage(self, spec: RecipeSpec) -> Stage:
@@ -246,70 +202,35 @@ class Runner:
         reader = ShardReader(self.store.root)
         models = TrackModels(self, spec.track)
 
-        def build(work: Path) -> None:
+        def context(i: int, step: Step, work_dir: Path) -> StepContext:
+            return StepContext(
+                f"{spec.file}: steps[{i}] ({step.op})",
+                reader,
+                curation.CURATION_SEED + i,
+                work_dir,
+                self.device,
+                models.reference,
+                models.detector,
+                self.store.root,
+                self.allow_weights,
+                Path(spec.file).resolve().parent,
+            )
 
-            def context(i: int, step: Step) -> StepContext:
-                name = f"{spec.file}: steps[{i}] ({step.op})"
-                return StepContext(
-                    name,
-                    reader,
-                    curation.CURATION_SEED + i,
-                    work / f"step{i}",
-                    self.device,
-                    models.reference,
-                    models.detector,
-                    self.store.root,
-                    self.allow_weights,
-                    Path(spec.file).resolve().parent,
-                )
-
-            t0 = time.perf_counter()
-            result = curation.curate(pool_table, spec.recipe.steps, context, lambda: models.setup_s)
-            if reader.damaged:
-                lost = "; ".join(f"{self.store.root / s} ({p})" for s, p in reader.damaged.items())
-                raise StoreError("curate", f"not kept: images lost to damaged shards: {lost}")
-            curation.write(result, work)
-            report = {
-                "pool_rows": pool_table.num_rows,
-                "curated_rows": result.table.num_rows,
-                "uid_hash": result.uid_hash,
-                "steps": result.steps,
-                "wall_s": round(time.perf_counter() - t0 - models.setup_s, 3),
-                "setup_s": round(models.setup_s, 3),
-                "weights": models.weights,
-            }
-            write_atomic(work / "report.json", json.dumps(report, indent=2))
-
-        return stage.ensure(build)
+        steps = spec.recipe.steps
+        return stage.ensure(
+            lambda work: curation.build_stage(work, pool_table, steps, context, models, reader)
+        )
 
     def _curate_on_ray(self, spec: RecipeSpec, pool_file: Path, stage: Stage) -> Path:
         """The curate stage built on a Ray cluster: the same stage, key and report as local."""
         from benchmark import curate_ray
 
-        def step_spec(i: int, step: Step, defects: bool) -> curate_ray.StepSpec:
-            return curate_ray.StepSpec(
-                i,
-                step,
-                f"{spec.file}: steps[{i}] ({step.op})",
-                str(self.store.root),
-                str(stage.partial / f"step{i}"),
-                self.device,
-                spec.track,
-                self.allow_weights,
-                defects,
-                str(Path(spec.file).resolve().parent),
+        root, device, allow = self.store.root, self.device, self.allow_weights
+        return stage.ensure(
+            lambda work: curate_ray.build_stage(
+                work, pool_file, spec, root, device, allow, self.executor
             )
-
-        def build(work: Path) -> None:
-            t0 = time.perf_counter()
-            curation = curate_ray.Curation(pool_file, spec.recipe.steps, step_spec, self.executor)
-            report = curation.run(work)
-            report["wall_s"] = round(time.perf_counter() - t0, 3)
-            report["setup_s"] = round(sum(s.get("setup_s", 0.0) for s in report["steps"]), 3)
-            report["executor"] = "ray"
-            write_atomic(work / "report.json", json.dumps(report, indent=2))
-
-        return stage.ensure(build)
+        )
 
     # -- train -----------------------------------------------------------------------------
     def train(
@@ -342,31 +263,19 @@ class Runner:
         if loss != "clip":
             inputs["loss"] = loss
         stage = self.store.stage(name, inputs)
-        order = train.sampler_order(sampler)
-
-        def build(work: Path) -> None:
-            try:
-                if self.launch.distributed:
-                    record = train.launched(
-                        self.launch,
-                        table,
-                        self.store.root,
-                        scale,
-                        sampler,
-                        seed,
-                        work,
-                        self.device,
-                        loss,
-                        f"smallcomp-{name}-{stage.key}",
-                    )
-                else:
-                    record = train.train(
-                        table, self.store.root, scale, order, seed, work, self.device, loss
-                    )
-            except OpError as e:
-                raise OpError(f"{where}: {e}") from e
-            write_atomic(work / "train.json", json.dumps(record, indent=2))
-
+        run_id = f"smallcomp-{name}-{stage.key}"
+        build = train.stage_build(
+            self.launch,
+            table,
+            self.store.root,
+            scale,
+            sampler,
+            seed,
+            self.device,
+            loss,
+            run_id,
+            where,
+        )
         return stage.ensure(build, resume=True)
 
     # -- evaluate --------------------------------------------------------------------------

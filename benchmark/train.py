@@ -417,6 +417,39 @@ def launched(
     return json.loads((out / RECORD).read_text())
 
 
+def stage_build(
+    launch: distributed.Launch,
+    table: pa.Table,
+    store_root: Path,
+    scale: Scale,
+    sampler: Step,
+    seed: int,
+    device: str,
+    loss: str,
+    run_id: str,
+    where: str,
+) -> Callable[[Path], None]:
+    """The train stage's build, ``build(work)``: ``train`` here for a job of one, ``launched``
+    under torchrun otherwise, then the record (``train.json``). The sampler is resolved now, so a
+    bad one fails before the stage starts; a recipe's mistake while training is an OpError
+    prefixed with ``where`` (the recipe file)."""
+    order = sampler_order(sampler)
+
+    def build(work: Path) -> None:
+        try:
+            if launch.distributed:
+                record = launched(
+                    launch, table, store_root, scale, sampler, seed, work, device, loss, run_id
+                )
+            else:
+                record = train(table, store_root, scale, order, seed, work, device, loss)
+        except OpError as e:
+            raise OpError(f"{where}: {e}") from e
+        write_atomic(work / RECORD, json.dumps(record, indent=2))
+
+    return build
+
+
 # -- the command line: ``python -m benchmark.train`` or ``torchrun ... -m benchmark.train`` --------
 
 EPILOG = """examples:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -188,50 +187,39 @@ def test_generated_rows_match_and_a_restart_redoes_nothing(cluster, edits_pool: 
     assert second["steps"][1]["edits"]["reused"] == edits["planned"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+CLUSTER = """
+import sys, ray
+from ray.cluster_utils import Cluster
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+ray.init(address=cluster.address)
+alive = sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"])
+print(cluster.address, alive, flush=True)
+ray.shutdown()
+sys.stdin.read()  # until the test is done with it
+cluster.shutdown()
+"""
 
 
 def test_two_node_cluster_on_loopback(tmp_path: Path):
-    """A head and a second node (``ray start``), both pinned to 127.0.0.1; the CLI joins the
-    cluster by address and curates as the local executor does."""
-    port = _free_port()
+    """Two nodes (two raylets, each with its own CPU) on 127.0.0.1; the CLI joins the cluster
+    by address and curates as the local executor does."""
     env = os.environ | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--block"]
-    common += ["--disable-usage-stats", "--include-dashboard", "false"]
-    address = f"127.0.0.1:{port}"
-    nodes = []
+    nodes = subprocess.Popen(
+        [sys.executable, "-c", CLUSTER],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        for extra in (["--head", "--port", str(port)], ["--address", address]):
-            nodes.append(
-                subprocess.Popen(
-                    [ray_cli, "start", *extra, *common],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            )
-            count = "import ray, time\n" + (
-                f"ray.init(address='{address}')\n"
-                "for _ in range(120):\n"
-                f"    if len([n for n in ray.nodes() if n['Alive']]) >= {len(nodes)}: break\n"
-                "    time.sleep(0.5)\n"
-                "print(sorted(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']))\n"
-            )
-            seen = _retry(
-                lambda count=count: subprocess.run(
-                    [sys.executable, "-c", count],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                )
-            )
-        assert seen.stdout.strip() == "['127.0.0.1', '127.0.0.1']", seen.stdout + seen.stderr
+        ready = select.select([nodes.stdout], [], [], 180)[0]
+        assert ready, "the two-node cluster did not start in 180 s"
+        address, ips = nodes.stdout.readline().split(" ", 1)
+        assert ips.strip() == "['127.0.0.1', '127.0.0.1']", ips
         smallcomp = str(Path(sys.executable).parent / "smallcomp")
         recipe = REPO / "recipes" / "baselines" / "basic.yaml"
         cli = [smallcomp, "--runs", str(tmp_path / "runs"), "curate", str(recipe)]
@@ -251,19 +239,8 @@ def test_two_node_cluster_on_loopback(tmp_path: Path):
         assert got["executor"] == "ray" and got["uid_hash"] == want["uid_hash"]
         assert _steps(got) == _steps(want)
     finally:
-        for proc in reversed(nodes):  # --block: the launcher stops its node's processes
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _retry(run, tries: int = 20):
-    """The head takes a few seconds to accept connections."""
-    for _ in range(tries):
-        result = run()
-        if result.returncode == 0:
-            return result
-        time.sleep(1)
-    return result
+        nodes.stdin.close()  # the cluster shuts itself down
+        try:
+            nodes.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(nodes.pid, signal.SIGKILL)

@@ -8,9 +8,11 @@ labels, object boxes): reports read them, curation steps never see them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
@@ -18,6 +20,10 @@ from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 from benchmark.pools.subset import ImageSubset
 from benchmark.registry import Registry
 from benchmark.spec.strict import Strict
+from benchmark.store import write_atomic
+
+if TYPE_CHECKING:
+    from benchmark.pools.contamination import EvalSet
 
 REQUIRED_COLUMNS = ("uid", "caption", "image", "width", "height", "source")
 HIDDEN_PREFIX = "gt_"
@@ -89,3 +95,33 @@ def get(name: str) -> PoolKind:
     """The pool kind called ``name``; a KeyError's message suggests the closest names, or
     lists them all."""
     return _KINDS.get(name)
+
+
+def build_stage(
+    work: Path, params: PoolParams, prefix: str, eval_sets: list[EvalSet] | None = None
+) -> None:
+    """The pool stage's build: the adapter's table and shards in ``work``, less any sample that
+    shows an image of ``eval_sets`` (counted in ``report.json``), its image references made
+    relative to the store root by ``prefix`` (the stage's directory), as ``pool.parquet``."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    built = get(params.kind).build(params, work)
+    table = built.table
+    report: dict = {"rows_built": table.num_rows, "skipped": built.skipped}
+    if eval_sets:
+        from benchmark.pools.contamination import remove_contaminated
+        from benchmark.pools.shards import ShardReader
+
+        reader = ShardReader(work)
+        table, found = remove_contaminated(table, reader, eval_sets)
+        reader.close()
+        report["contamination"] = asdict(found)
+    table = table.set_column(
+        table.column_names.index("image"),
+        "image",
+        pc.binary_join_element_wise(prefix, table.column("image"), ""),
+    )
+    report["rows"] = table.num_rows
+    pq.write_table(table, work / "pool.parquet")
+    write_atomic(work / "report.json", json.dumps(report, indent=2, default=str))

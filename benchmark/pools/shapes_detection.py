@@ -9,13 +9,22 @@ world's pixel convention, so a trained detector's boxes compare directly with ``
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
 
 from benchmark.pools.shapes import scene_of
+from benchmark.store import write_atomic
 from benchmark.world import CANVAS, SHAPES, Obj, Scene, render
+
+if TYPE_CHECKING:
+    from benchmark.spec.track import DetectorTraining
 
 
 def label_line(obj: Obj) -> str:
@@ -70,3 +79,31 @@ def export(
     path = out / "data.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def build_detector(work: Path, t: DetectorTraining, device: str) -> None:
+    """The detector stage's build: scenes exported, a detector trained on them and scored on
+    the held-out ones, into ``work`` (``detector.pt``; ``report.json`` with its training time
+    and mAP). The scenes and ultralytics' run directory are removed once used."""
+    from benchmark.models.detector import evaluate_detector, train_detector
+
+    data = export(work / "data", t.train_size, t.val_size, t.seed, t.image_size)
+    t0 = time.perf_counter()
+    weights = train_detector(
+        data,
+        work / "yolo",
+        model=t.model,
+        epochs=t.epochs,
+        imgsz=t.imgsz,
+        batch=t.batch,
+        seed=t.seed,
+        device=device,
+        **t.overrides,
+    )
+    wall = time.perf_counter() - t0
+    os.replace(weights, work / "detector.pt")
+    shutil.rmtree(work / "yolo", ignore_errors=True)
+    metrics = evaluate_detector(work / "detector.pt", data, t.imgsz, "val", device)
+    shutil.rmtree(work / "data", ignore_errors=True)
+    report = {"train_wall_s": round(wall, 1), "device": device, **metrics}
+    write_atomic(work / "report.json", json.dumps(report, indent=2))
