@@ -330,7 +330,8 @@ def test_detector_payloads_are_refused(make, tmp_path, marker, evil_pt, recipe, 
 
 def test_an_allowed_pickle_is_still_the_users_choice(evil_pt, recipe, capsys) -> None:
     """--allow-weights lets the recipe through validation; the file is the user's to vouch for."""
-    path = recipe(f"steps:\n  - op: detect\n    model: {evil_pt}\n")
+    kw = "  - op: keywords\n    vocabulary: shapes\n"
+    path = recipe(f"steps:\n{kw}  - op: detect\n    model: {evil_pt}\n")
     assert main(["validate", str(path), "--allow-weights", str(evil_pt.parent)]) == 0
     assert capsys.readouterr().out.strip() == f"{path}: ok"
 
@@ -454,7 +455,8 @@ def test_pipelines_have_no_allow_list(tiny, tmp_path, marker, recipe, capsys) ->
 
 
 def test_a_clean_pipeline_passes(tiny: Path, recipe, capsys) -> None:
-    body = f"steps:\n  - op: inpaint\n    backend: diffusion\n    model: {tiny}\n"
+    before = "  - op: keywords\n    vocabulary: shapes\n  - op: detect\n"
+    body = f"steps:\n{before}  - op: inpaint\n    backend: diffusion\n    model: {tiny}\n"
     assert main(["validate", str(recipe(body))]) == 0
     trust.pipeline_dir(tiny)
 

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -185,62 +181,3 @@ def test_generated_rows_match_and_a_restart_redoes_nothing(cluster, edits_pool: 
     assert second["uid_hash"] == want.uid_hash
     assert second["steps"][1]["edits"]["generated"] == 0  # every chunk was found, none redone
     assert second["steps"][1]["edits"]["reused"] == edits["planned"]
-
-
-CLUSTER = """
-import sys, ray
-from ray.cluster_utils import Cluster
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-cluster.add_node(num_cpus=1)
-cluster.wait_for_nodes()
-ray.init(address=cluster.address)
-alive = sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"])
-print(cluster.address, alive, flush=True)
-ray.shutdown()
-sys.stdin.read()  # until the test is done with it
-cluster.shutdown()
-"""
-
-
-def test_two_node_cluster_on_loopback(tmp_path: Path):
-    """Two nodes (two raylets, each with its own CPU) on 127.0.0.1; the CLI joins the cluster
-    by address and curates as the local executor does."""
-    env = os.environ | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
-    nodes = subprocess.Popen(
-        [sys.executable, "-c", CLUSTER],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        ready = select.select([nodes.stdout], [], [], 180)[0]
-        assert ready, "the two-node cluster did not start in 180 s"
-        address, ips = nodes.stdout.readline().split(" ", 1)
-        assert ips.strip() == "['127.0.0.1', '127.0.0.1']", ips
-        smallcomp = str(Path(sys.executable).parent / "smallcomp")
-        recipe = REPO / "recipes" / "baselines" / "basic.yaml"
-        cli = [smallcomp, "--runs", str(tmp_path / "runs"), "curate", str(recipe)]
-        cli += ["--track", str(TEST_TRACK)]
-        local = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300)
-        assert local.returncode == 0, local.stderr[-2000:]
-        shutil.rmtree(tmp_path / "runs" / "curate")
-        remote = subprocess.run(
-            [*cli, "--executor", "ray", "--ray-address", address],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert remote.returncode == 0, remote.stderr[-2000:]
-        want, got = json.loads(local.stdout), json.loads(remote.stdout)
-        assert got["executor"] == "ray" and got["uid_hash"] == want["uid_hash"]
-        assert _steps(got) == _steps(want)
-    finally:
-        nodes.stdin.close()  # the cluster shuts itself down
-        try:
-            nodes.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(nodes.pid, signal.SIGKILL)
