@@ -19,7 +19,7 @@ from conftest import REPO, TEST_TRACK
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-ray = pytest.importorskip("ray", reason="pip install -e '.[ray]'")
+import ray  # noqa: E402  (pip install -e '.[dev]' brings it)
 
 from benchmark import curate as curation  # noqa: E402
 from benchmark import curate_ray, pools  # noqa: E402
