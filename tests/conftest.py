@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,3 +29,20 @@ def recipe(tmp_path: Path):
         return path
 
     return write
+
+
+def with_world_boxes(table: pa.Table) -> pa.Table:
+    """``table`` with a ``detections`` column holding the world's own boxes (from the hidden
+    ``gt_objects``): a perfect detector, so generate steps make real edits where a random-weight
+    detector finds nothing."""
+    from benchmark.ops.detect import DETECTION
+
+    dets = [
+        [
+            {"label": o["shape"], "x0": o["x0"], "y0": o["y0"], "x1": o["x1"], "y1": o["y1"]}
+            | {"confidence": 1.0, "polygon": None}
+            for o in objs
+        ]
+        for objs in table.column("gt_objects").to_pylist()
+    ]
+    return table.append_column("detections", pa.array(dets, pa.list_(DETECTION)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import REPO, TEST_TRACK
+from conftest import REPO, TEST_TRACK, with_world_boxes
 
 from benchmark import pools
 from benchmark.ops import registry
@@ -32,15 +32,7 @@ def pool(tmp_path_factory) -> tuple[pa.Table, Path]:
         {"size": 40, "seed": 3, "image_size": 64, "defects": {}}
     )
     table = pools.get("shapes").build(params, root).table
-    dets = [
-        [
-            {"label": o["shape"], "x0": o["x0"], "y0": o["y0"], "x1": o["x1"], "y1": o["y1"]}
-            | {"confidence": 1.0, "polygon": None}
-            for o in objs
-        ]
-        for objs in table.column("gt_objects").to_pylist()
-    ]
-    table = table.append_column("detections", pa.array(dets, pa.list_(DETECTION)))
+    table = with_world_boxes(table)
     return table.drop_columns(["gt_defect"]), root
 
 

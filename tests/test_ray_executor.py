@@ -12,10 +12,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, TEST_TRACK
+from conftest import REPO, TEST_TRACK, with_world_boxes
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -23,7 +22,6 @@ import ray  # noqa: E402  (pip install -e '.[dev]' brings it)
 
 from benchmark import curate as curation  # noqa: E402
 from benchmark import curate_ray, pools  # noqa: E402
-from benchmark.ops.detect import DETECTION  # noqa: E402
 from benchmark.pipeline import Runner  # noqa: E402
 from benchmark.spec.load import load_recipe, load_track  # noqa: E402
 from benchmark.spec.recipe import Step  # noqa: E402
@@ -101,15 +99,7 @@ def edits_pool(tmp_path: Path) -> Path:
         {"size": 300, "seed": 3, "image_size": 64, "defects": {}}
     )
     table = pools.get("shapes").build(params, tmp_path).table
-    dets = [
-        [
-            {"label": o["shape"], "x0": o["x0"], "y0": o["y0"], "x1": o["x1"], "y1": o["y1"]}
-            | {"confidence": 1.0, "polygon": None}
-            for o in objs
-        ]
-        for objs in table.column("gt_objects").to_pylist()
-    ]
-    table = table.append_column("detections", pa.array(dets, pa.list_(DETECTION)))
+    table = with_world_boxes(table)
     pq.write_table(table.drop_columns(["gt_defect"]), tmp_path / "pool.parquet")
     return tmp_path / "pool.parquet"
 

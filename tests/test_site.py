@@ -13,9 +13,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
-from conftest import TEST_TRACK
+from conftest import TEST_TRACK, with_world_boxes
 from scipy import stats
 
 from benchmark import curate as curation
@@ -23,7 +22,6 @@ from benchmark import leaderboard, site
 from benchmark.cli import main
 from benchmark.ops import registry
 from benchmark.ops.context import StepContext
-from benchmark.ops.detect import DETECTION
 from benchmark.pipeline import Runner
 from benchmark.pools.shards import ShardReader
 from benchmark.spec.load import load_track
@@ -73,15 +71,7 @@ def _counterfactual_stage(runs: Path) -> tuple[curation.Curated, Path]:
     each filter step's record naming a few of the uids it removed."""
     track = load_track(TEST_TRACK)
     table = Runner(Store(runs)).track_pool(track)
-    boxes = [
-        [
-            {"label": o["shape"], "x0": o["x0"], "y0": o["y0"], "x1": o["x1"], "y1": o["y1"]}
-            | {"confidence": 1.0, "polygon": None}
-            for o in objs
-        ]
-        for objs in table.column("gt_objects").to_pylist()
-    ]
-    table = table.append_column("detections", pa.array(boxes, pa.list_(DETECTION)))
+    table = with_world_boxes(table)
     plan = [
         ("caption_length", {"min_words": 2, "min_chars": 5}),
         ("inpaint", {"backend": "classical", "dilate": 0}),
