@@ -146,7 +146,14 @@ def _results(spec, scale: str, seeds: list[int] | None, board: Path, rerun) -> d
     track = spec.track.track
     name, rhash = spec.recipe.name, spec.hash
     ev = track.eval
-    where = board / "results" / track.name / scale
+    keys = {
+        "recipe": name,
+        "recipe_hash": rhash,
+        "track": track.name,
+        "scale": scale,
+        "suite_version": ev.version,
+    }
+    where = leaderboard.result_path(board, keys | {"seed": 0}).parent
     if seeds is None:
         seeds = sorted(
             int(p.stem.rpartition("seed")[2])
@@ -156,7 +163,6 @@ def _results(spec, scale: str, seeds: list[int] | None, board: Path, rerun) -> d
         seeds = seeds or spec.track.scale(scale).seeds[:1]  # none: say what the first needs
     out = {}
     for seed in seeds:
-        keys = {"recipe": name, "recipe_hash": rhash, "track": track.name, "scale": scale}
         path = leaderboard.result_path(board, keys | {"seed": seed})
         if not path.is_file():
             others = sorted(where.glob(f"{name}-*-seed{seed}.json"))

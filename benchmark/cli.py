@@ -214,7 +214,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "(mean and 95% CI on the leaderboard)",
                 file=sys.stderr,
             )
-        jobs += [(spec, seed) for seed in seeds]
+        for seed in seeds:
+            ev = spec.track.track.eval
+            stub = {
+                "recipe": spec.recipe.name,
+                "recipe_hash": spec.hash,
+                "seed": seed,
+                "track": spec.track.track.name,
+                "scale": args.scale,
+                "suite_version": ev.version,
+            }
+            kept = leaderboard.result_path(board, stub)
+            if args.missing_only and kept.exists():
+                print(f"{spec.recipe.name} seed {seed}: kept {kept}", file=sys.stderr)
+                continue
+            jobs.append((spec, seed))
 
     def done(spec, seed: int, result: dict) -> None:
         path = leaderboard.save_result(board, result)
@@ -417,6 +431,12 @@ def parser() -> argparse.ArgumentParser:
         help="(recipe, seed) runs in parallel worker processes after curation (default 1); "
         "a GPU with spare cores trains several small models at once",
     )
+    s.add_argument(
+        "--missing-only",
+        action="store_true",
+        help="skip each (recipe, seed) whose result for the track's current suite version is "
+        "already in --leaderboard: a regeneration stopped midway picks up where it was",
+    )
     g = s.add_argument_group(
         "distributed training",
         "the train stage under torch's elastic launcher (torchrun, DDP); the track's batch_size "
@@ -500,7 +520,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "leaderboard",
         help="aggregate results into <dir>/<track>.md; --add takes in a verified bundle",
-        description="Aggregate <dir>/results/<track>/<scale>/*.json into <dir>/<track>.md. "
+        description="Aggregate <dir>/results/<track>/<scale>/v<suite version>/*.json into "
+        "<dir>/<track>.md. "
         "--add BUNDLE first verifies a submission bundle (as `smallcomp verify` does, without "
         "retraining) and, only if it verifies, copies its results into the results directory "
         "with a 'verified' field (bundle sha256, date, checks run); verified rows show ✓.",
@@ -627,7 +648,9 @@ checks:
     s.add_argument("--track", help="track name or file (default: the recipe files' track)")
     s.add_argument("--scale", default="tiny", help="the track's scale (default: tiny)")
     s.add_argument(
-        "--leaderboard", default="leaderboard", help="results under DIR/results/<track>/<scale>/"
+        "--leaderboard",
+        default="leaderboard",
+        help="results under DIR/results/<track>/<scale>/v<suite version>/",
     )
     s.add_argument(
         "--method",

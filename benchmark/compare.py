@@ -20,11 +20,11 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from benchmark.leaderboard import load_results
+from benchmark.leaderboard import headline_score, load_results
 
 Method = Literal["auto", "paired", "welch"]
 METHODS: tuple[Method, ...] = ("auto", "paired", "welch")
-AVERAGE = "average"  # the mean of a result's headline metrics, as the leaderboard ranks
+AVERAGE = "average"  # the headline score a result ranks by (leaderboard.headline_score)
 DEFAULT_BASELINE = "no_filter"
 CONFIDENCE = 0.95
 
@@ -91,7 +91,7 @@ def _runs(label: str, results: list[dict]) -> Runs:
         if r["seed"] in runs.by_seed:
             raise CompareError(f"{label}: two results for seed {r['seed']}")
         head = {t: 100 * float(v) for t, v in r["headline"].items()}
-        runs.by_seed[r["seed"]] = head | {AVERAGE: float(np.mean(list(head.values())))}
+        runs.by_seed[r["seed"]] = head | {AVERAGE: 100 * headline_score(r)}
     return runs
 
 

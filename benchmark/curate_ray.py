@@ -30,9 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-if not os.environ.get("RAY_ADDRESS"):
-    # A cluster this executor starts for itself stays on loopback: Ray otherwise swaps
-    # 127.0.0.1 for the machine's interface address and listens there.
+if (os.environ.get("RAY_ADDRESS") or "127.0.0.1:").split(":")[0] in {"127.0.0.1", "localhost"}:
+    # A cluster this executor starts for itself stays on loopback, and so does a driver given
+    # a loopback address: Ray otherwise swaps 127.0.0.1 for the machine's interface address
+    # before it connects, where a cluster whose nodes are all on 127.0.0.1 does not listen.
+    # Ray reads this once, when it is imported; it only stops ``ray start`` adding nodes.
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 import ray
 
@@ -278,6 +280,30 @@ def batch_rows(params: registry.Params) -> int:
     return unit * max(1, math.ceil(MIN_BATCH_ROWS / unit))
 
 
+def node_cpus() -> list[float]:
+    """The CPUs of each live node that has any: what ``actor_cpus`` must fit the actors into."""
+    cpus = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]]
+    return [c for c in cpus if c > 0] or [1.0]
+
+
+def actor_cpus(node_cpus: list[float], actors: int) -> float:
+    """CPUs each actor of a pool reserves: what leaves one whole CPU free on every node, shared
+    by the actors the fullest node holds when Ray spreads them evenly.
+
+    The tasks that list, read and join blocks each need one whole CPU on one node (Ray Data's
+    ``ListFiles`` always asks for 1), or the pipeline waits on itself. Summing the cluster's CPUs
+    is not enough: two 1-CPU nodes with a 0.5-CPU actor each have 1 CPU free in all and none
+    whole on any node, and the first read never starts. Where the smallest node has 1 CPU the
+    actors therefore reserve nothing (the pool's ``concurrency`` still bounds them; Ray may
+    then put them all on one node). A lone 1-CPU node gives its CPU to its actor, unchanged.
+    Each actor's threads follow its share (``RowWorker``).
+    """
+    if len(node_cpus) == 1 and node_cpus[0] <= 1:
+        return 1.0
+    per_node = math.ceil(actors / len(node_cpus))
+    return max(min(node_cpus) - 1, 0.0) / per_node
+
+
 def _pull(ds: ray.data.Dataset, names: list[str]) -> pa.Table:
     """Columns of the whole dataset, on the driver (small columns only: never pixels)."""
     refs = ds.select_columns(names).to_arrow_refs()
@@ -320,6 +346,7 @@ class Curation:
         resources = ray.cluster_resources()
         self.cpus = max(1, int(resources.get("CPU", 1)))
         self.gpus = int(resources.get("GPU", 0))
+        self.node_cpus = node_cpus()
 
     def _segments(self) -> list[list[int]]:
         """Steps grouped as they run: consecutive row-local steps share one actor pool (a
@@ -350,10 +377,7 @@ class Curation:
         size = math.lcm(*(batch_rows(p) for p in params))
         on_gpus = bool(gpus) and any(op.device for op in ops)
         n = o.concurrency or (max(1, int(self.gpus // gpus)) if on_gpus else self.cpus)
-        # The actors leave one CPU to the tasks that read and join blocks, or the pipeline
-        # waits on itself; each actor's threads follow its share (RowWorker).
-        share = max(self.cpus - 1, 1) / n if self.cpus > 1 else 1.0
-        pool = {"batch_size": size, "concurrency": n, "num_cpus": share}
+        pool = {"batch_size": size, "concurrency": n, "num_cpus": actor_cpus(self.node_cpus, n)}
         return pool | {"num_gpus": gpus} if on_gpus else pool
 
     def run(self, out: Path) -> dict:
@@ -385,6 +409,11 @@ class Curation:
                 ds, driver[i] = self._global(ds, op, p, ctx, op.fn)
                 continue
             pool = self._pool(ops, params)
+            # One block goes to one actor, and Ray Data's file reader makes one block of a
+            # one-file pool whatever it is asked for (a join keeps its input's blocks): split
+            # the rows into batch-sized blocks as they stream, in order, so every actor of the
+            # pool, on every node, gets its share.
+            ds = ds.repartition(target_num_rows_per_block=pool["batch_size"])
             if op.kind == "generate":
                 ds = ds.materialize()  # the inputs are read twice: passed on, and edited
             rows = ds.map_batches(

@@ -14,8 +14,18 @@ from benchmark.store import write_atomic
 
 
 def result_path(root: Path, result: dict) -> Path:
+    """``results/<track>/<scale>/v<suite version>/<recipe>-<hash>-seed<n>.json``: a recipe
+    scored by two suite versions keeps both results."""
     name = f"{result['recipe']}-{result['recipe_hash'][:8]}-seed{result['seed']}.json"
-    return root / "results" / result["track"] / result["scale"] / name
+    version = f"v{result.get('suite_version', '1')}"
+    return root / "results" / result["track"] / result["scale"] / version / name
+
+
+def headline_score(result: dict) -> float:
+    """The one number a result ranks by: the plain mean of the tasks its track's headline
+    names (``headline_tasks``; every task, for results of suites that named none)."""
+    names = result.get("headline_tasks") or list(result["headline"])
+    return float(np.mean([result["headline"][t] for t in names]))
 
 
 def save_result(root: Path, result: dict) -> Path:
@@ -40,17 +50,19 @@ def load_results(root: Path, track: str | None = None) -> list[dict]:
 
 
 def rows(results: list[dict]) -> list[dict]:
-    """Aggregate seeds of the same (track, scale, recipe, recipe hash)."""
+    """Aggregate seeds of the same (track, scale, suite version, recipe, recipe hash)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
-        groups[(r["track"], r["scale"], r["recipe"], r["recipe_hash"])].append(r)
+        version = str(r.get("suite_version", "1"))
+        groups[(r["track"], r["scale"], version, r["recipe"], r["recipe_hash"])].append(r)
     out = []
-    for (track, scale, recipe, rhash), rs in groups.items():
+    for (track, scale, version, recipe, rhash), rs in groups.items():
         tasks = list(rs[0]["headline"])
         out.append(
             {
                 "track": track,
                 "scale": scale,
+                "suite_version": version,
                 "recipe": recipe,
                 "recipe_hash": rhash,
                 "seeds": sorted(r["seed"] for r in rs),
@@ -58,7 +70,15 @@ def rows(results: list[dict]) -> list[dict]:
                 "tasks": {
                     t: mean_ci([r["headline"][t] for r in rs if t in r["headline"]]) for t in tasks
                 },
-                "average": mean_ci([float(np.mean(list(r["headline"].values()))) for r in rs]),
+                "average": mean_ci([headline_score(r) for r in rs]),
+                "headline_tasks": rs[0].get("headline_tasks") or tasks,
+                "scores": {r["seed"]: headline_score(r) for r in rs},
+                "task_sd": {
+                    t: float(np.std([r["headline"][t] for r in rs], ddof=1))
+                    if len(rs) > 1
+                    else float("nan")
+                    for t in tasks
+                },
                 # one size per distinct curated set, so seeds trained on different data show
                 "curated_sizes": sorted(
                     {r["curated"].get("uid_hash", ""): r["curated"]["size"] for r in rs}.values()
@@ -68,48 +88,127 @@ def rows(results: list[dict]) -> list[dict]:
                 "verified": all(bool(r.get("verified")) for r in rs),
             }
         )
-    return sorted(out, key=lambda r: (r["track"], r["scale"], -r["average"][0]))
+    return sorted(
+        out,
+        key=lambda r: (r["track"], r["scale"], -_version_key(r["suite_version"]), -r["average"][0]),
+    )
+
+
+def _version_key(version: str) -> float:
+    try:
+        return float(version)
+    except ValueError:
+        return 0.0
 
 
 def _cell(m: float, h: float) -> str:
     return f"{100 * m:.1f}" if math.isnan(h) else f"{100 * m:.1f} ± {100 * h:.1f}"
 
 
+def min_detectable(rs: list[dict], task: str | None) -> float:
+    """The smallest difference two recipes at the shown seeds can tell apart: the 95% Welch
+    half-width for two recipes with the median seed count and the median seed spread."""
+    sds = [r["task_sd"][task] if task else _sd(r) for r in rs if len(r["seeds"]) > 1]
+    sds = [v for v in sds if not math.isnan(v)]
+    if not sds:
+        return float("nan")
+    n = int(np.median([len(r["seeds"]) for r in rs]))
+    typical = float(np.median(sds))  # a recipe whose sampler is unstable does not set it
+    return float(stats.t.ppf(0.975, 2 * n - 2) * typical * math.sqrt(2 / n))
+
+
+def _sd(row: dict) -> float:
+    return float(np.std(list(row["scores"].values()), ddof=1))
+
+
+def seed_halves_tau(rs: list[dict]) -> tuple[float, int]:
+    """Kendall's tau between the rankings two disjoint halves of the seeds give (each recipe's
+    seeds alternately to one half or the other), over the recipes with two seeds or more."""
+    a, b = [], []
+    for r in rs:
+        seeds = sorted(r["scores"])
+        if len(seeds) > 1:
+            a.append(np.mean([r["scores"][s] for s in seeds[::2]]))
+            b.append(np.mean([r["scores"][s] for s in seeds[1::2]]))
+    if len(a) < 3:
+        return float("nan"), len(a)
+    return float(stats.kendalltau(a, b).statistic), len(a)
+
+
+def differs(a: dict, b: dict) -> bool:
+    """Whether two rows' headlines differ: their Welch 95% interval excludes zero."""
+    x, y = list(a["scores"].values()), list(b["scores"].values())
+    if min(len(x), len(y)) < 2:
+        return False
+    va, vb = np.var(x, ddof=1) / len(x), np.var(y, ddof=1) / len(y)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return np.mean(x) != np.mean(y)
+    df = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1))
+    return abs(np.mean(x) - np.mean(y)) > stats.t.ppf(0.975, df) * se
+
+
 def render(track: str, results: list[dict]) -> str:
     lines = [
         f"# Leaderboard: `{track}`",
         "",
-        "Mean over seeds ± 95% confidence half-width (t-interval), in %. Ranked by the average",
-        "of all task scores. Curation cost is wall-clock seconds of the curate stage; device is",
-        "where the runs trained (results agree across devices up to numerics, not bit for bit).",
+        "Mean over seeds ± 95% confidence half-width (t-interval), in %. Ranked by the headline,",
+        "the plain mean of the tasks the track's suite names for it. One table per scale and",
+        "eval-suite version (never mixed); the newest version comes first. `>` marks a row whose",
+        "headline is above the next row's beyond both CIs (Welch, 95%). Curation cost is",
+        "wall-clock seconds of the curate stage; device is where the runs trained (results agree",
+        "across devices up to numerics, not bit for bit).",
         "",
     ]
     mixed = False
     table_rows = rows(results)
-    for scale in sorted({r["scale"] for r in table_rows}):
-        rs = [r for r in table_rows if r["scale"] == scale]
+    boards: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in table_rows:
+        boards[(r["scale"], r["suite_version"])].append(r)
+    newest = {}
+    for scale, version in boards:
+        newest.setdefault(scale, version)
+    for (scale, version), rs in boards.items():
         tasks = list(rs[0]["tasks"])
+        old = "" if newest[scale] == version else " (superseded)"
         lines += [
-            f"## Scale `{scale}`",
+            f"## Scale `{scale}`, suite v{version}{old}",
             "",
-            "| # | recipe | verified | seeds | device | average | "
+            "| # | recipe | verified | seeds | device | headline | | "
             + " | ".join(tasks)
             + " | curated | curation s |",
-            "|---|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
+            "|---|---|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
         ]
         for i, r in enumerate(rs, 1):
             cells = [_cell(*r["tasks"].get(t, (float("nan"), float("nan")))) for t in tasks]
             curated = " / ".join(f"{n:,}" for n in r["curated_sizes"])
             if len(r["curated_sizes"]) > 1:
                 curated, mixed = f"{curated} †", True
+            above = ">" if i < len(rs) and differs(r, rs[i]) else ""
             lines.append(
                 f"| {i} | {r['recipe']} `{r['recipe_hash'][:8]}` | "
                 f"{'✓' if r.get('verified') else ''} | {len(r['seeds'])} | "
-                f"{r['device']} | {_cell(*r['average'])} | "
+                f"{r['device']} | {_cell(*r['average'])} | {above} | "
                 + " | ".join(cells)
                 + f" | {curated} | {r['curation_s']:.1f} |"
             )
         lines.append("")
+        heads = rs[0]["headline_tasks"]
+        if heads != tasks:
+            lines += [f"Headline: the mean of {', '.join(heads)}.", ""]
+        mdd = [f"headline {100 * min_detectable(rs, None):.1f}"] + [
+            f"{t} {100 * min_detectable(rs, t):.1f}" for t in tasks
+        ]
+        tau, n = seed_halves_tau(rs)
+        seeds = int(np.median([len(r["seeds"]) for r in rs]))
+        lines += [
+            f"Minimum detectable difference at {seeds} seeds (points; the 95% Welch half-width "
+            f"for two recipes with the median seed spread): {'; '.join(mdd)}.",
+            "",
+            f"Ranking agreement of two disjoint seed halves: Kendall τ = {tau:.2f} over {n} "
+            "recipes.",
+            "",
+        ]
     if any(r.get("verified") for r in table_rows):
         lines += [
             "✓ Verified: submitted as a bundle (`smallcomp submit`) whose manifest, recipe hash,",

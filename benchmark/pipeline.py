@@ -354,6 +354,7 @@ class Runner:
             "suite_version": ev.version,
             "tasks": results,
             "headline": {n: results[n]["metrics"][tasks.get(n).headline] for n in ev.tasks},
+            "headline_tasks": ev.headline_tasks,  # their mean is the score the result ranks by
             "curated": {
                 "size": report["curated_rows"],
                 "pool_size": report["pool_rows"],

@@ -20,7 +20,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ from open_clip_train.scheduler import const_lr, cosine_lr
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from benchmark import distributed
+from benchmark import distributed, image_cache
 from benchmark.columns import CAPTION, IMAGE, NEGATIVES, REWRITES, UID
 from benchmark.loss import NegClipLoss
 from benchmark.models import clip
@@ -43,7 +43,7 @@ from benchmark.pools.shards import ShardReader
 from benchmark.spec.errors import SpecError
 from benchmark.spec.recipe import Step
 from benchmark.spec.track import Scale
-from benchmark.store import StoreError, write_atomic
+from benchmark.store import Store, StoreError, write_atomic
 from benchmark.text.caption_pick import pick_caption
 from benchmark.text.seeding import sample_rng
 
@@ -53,52 +53,83 @@ ERROR = "train-error.txt"  # a rank's one-line error, for the launcher (``launch
 LAUNCH = "launch"  # what the launcher hands the ranks (table, scale); removed when done
 
 
-class Pairs(Dataset):
-    """Row i of the curated table at a given epoch: (image, caption tokens[, negative tokens]).
+class Texts:
+    """Row i's caption and hard negative in an epoch, as strings: the one rule both feeds use.
 
-    Indices are ``(row, epoch)`` pairs so per-epoch choices (rewrites, negatives) stay a pure
-    function of the data order, which a resumed run replays exactly.
+    Per-epoch choices (rewrites, negatives) are a pure function of (seed, epoch, uid), so a
+    resumed run replays exactly what it would have trained on.
     """
 
-    def __init__(
-        self,
-        table: pa.Table,
-        reader: ShardReader,
-        preprocess,
-        tokenizer,
-        seed: int,
-        negatives: bool,
-    ) -> None:
-        self.refs = table.column("image").to_pylist()
-        self.uids = table.column("uid").to_pylist()
-        self.captions = table.column("caption").to_pylist()
+    def __init__(self, table: pa.Table, seed: int, negatives: bool) -> None:
+        self.uids = table.column(UID).to_pylist()
+        self.captions = table.column(CAPTION).to_pylist()
         cols = table.column_names
         self.rewrites = table.column(REWRITES).to_pylist() if REWRITES in cols else None
         self.negatives = table.column(NEGATIVES).to_pylist() if negatives else None
-        self.reader, self.preprocess, self.tokenizer, self.seed = (
-            reader,
-            preprocess,
-            tokenizer,
-            seed,
-        )
-
-    def __len__(self) -> int:
-        return len(self.refs)
+        self.seed = seed
 
     def caption(self, i: int, epoch: int) -> str:
         rewrites = self.rewrites[i] if self.rewrites else None
         return pick_caption(self.uids[i], self.captions[i], rewrites, self.seed, epoch)
 
+    def negative(self, i: int, epoch: int) -> str:
+        # a row without negatives gets another row's caption: an ordinary extra negative
+        negs = self.negatives[i] or [self.captions[(i + 1) % len(self.captions)]]
+        return negs[int(sample_rng(self.uids[i], self.seed + 1, epoch).integers(len(negs)))]
+
+    def strings(self) -> list[str]:
+        """Every text a run can draw, each once, in a fixed order."""
+        out = dict.fromkeys(self.captions)
+        for lists in (self.rewrites, self.negatives):
+            for texts in lists or ():
+                out.update(dict.fromkeys(texts or ()))
+        return list(out)
+
+
+class Pairs(Dataset):
+    """The decode feed: row i at an epoch, read from its shard and transformed, for DataLoader
+    workers. Indices are ``(row, epoch)`` pairs (see ``Texts``)."""
+
+    def __init__(self, table: pa.Table, reader: ShardReader, preprocess, tokenizer, texts: Texts):
+        self.refs = table.column(IMAGE).to_pylist()
+        self.reader, self.preprocess, self.tokenizer, self.texts = (
+            reader,
+            preprocess,
+            tokenizer,
+            texts,
+        )
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
     def __getitem__(self, index: tuple[int, int]) -> tuple[torch.Tensor, ...]:
         i, epoch = index
         image = self.preprocess(self.reader.read_image(self.refs[i]))
-        text = self.tokenizer([self.caption(i, epoch)])[0]
-        if self.negatives is None:
+        text = self.tokenizer([self.texts.caption(i, epoch)])[0]
+        if self.texts.negatives is None:
             return image, text
-        # a row without negatives gets another row's caption: an ordinary extra negative
-        negs = self.negatives[i] or [self.captions[(i + 1) % len(self.captions)]]
-        negative = negs[int(sample_rng(self.uids[i], self.seed + 1, epoch).integers(len(negs)))]
-        return image, text, self.tokenizer([negative])[0]
+        return image, text, self.tokenizer([self.texts.negative(i, epoch)])[0]
+
+
+class CachedPairs:
+    """The cache feed: whole batches from the decoded-image cache and texts tokenized once, in
+    the training process (no workers to feed). Gives exactly the decode feed's tensors."""
+
+    def __init__(self, images: np.ndarray, normalize, tokenizer, texts: Texts) -> None:
+        strings = texts.strings()
+        self.row = {s: k for k, s in enumerate(strings)}
+        self.tokens = torch.cat(
+            [tokenizer(strings[k : k + 4096]) for k in range(0, len(strings), 4096)]
+        )
+        self.images, self.normalize, self.texts = images, normalize, texts
+
+    def __call__(self, batch: list[tuple[int, int]]) -> tuple[torch.Tensor, ...]:
+        rows = np.fromiter((i for i, _ in batch), dtype=np.int64, count=len(batch))
+        images = image_cache.batch(self.images, rows, self.normalize)
+        text = self.tokens[[self.row[self.texts.caption(i, e)] for i, e in batch]]
+        if self.texts.negatives is None:
+            return images, text
+        return images, text, self.tokens[[self.row[self.texts.negative(i, e)] for i, e in batch]]
 
 
 def batches(
@@ -268,15 +299,19 @@ def train(
     del state
     # every rank draws the same global batches and takes its slice of each
     mine = slice(rank.rank * local_batch, (rank.rank + 1) * local_batch)
-    data = Pairs(table, ShardReader(store_root), preprocess, tokenizer, seed, loss == "negclip")
-    loader = DataLoader(
-        data,
-        batch_sampler=[
-            b[mine] for b in batches(table, order_fn, scale.batch_size, seed, start, steps)
-        ],
-        num_workers=scale.workers,
-        prefetch_factor=4 if scale.workers else None,
-    )
+    texts = Texts(table, seed, loss == "negclip")
+    plan = [b[mine] for b in batches(table, order_fn, scale.batch_size, seed, start, steps)]
+    cached = image_cache.ensure(Store(store_root), table.column(IMAGE).to_pylist(), preprocess)
+    if cached is not None:
+        loader: Iterable = map(CachedPairs(*cached, tokenizer, texts), plan)
+    else:
+        data = Pairs(table, ShardReader(store_root), preprocess, tokenizer, texts)
+        loader = DataLoader(
+            data,
+            batch_sampler=plan,
+            num_workers=scale.workers,
+            prefetch_factor=4 if scale.workers else None,
+        )
     towers: torch.nn.Module = _Towers(model)
     if rank.joined:
         ids = [rank.local_rank] if device.startswith("cuda") else None
@@ -348,6 +383,7 @@ def train(
         "epochs": round(steps * scale.batch_size / max(table.num_rows, 1), 2),
         "world_size": world,
         "batch_per_rank": local_batch,
+        "feed": "image cache" if cached is not None else f"decode ({scale.workers} workers)",
         "devices": devices,
     }
 

@@ -130,7 +130,7 @@ def test_cli_run_prints_row_and_writes_leaderboard(tmp_path, recipe, capsys):
     assert "plain (2 seeds): average" in out
     page = (tmp_path / "lb" / "shapes-test.md").read_text()
     assert "| 1 | plain `" in page and " ± " in page
-    results = list((tmp_path / "lb" / "results" / "shapes-test" / "micro").glob("*.json"))
+    results = list((tmp_path / "lb" / "results" / "shapes-test" / "micro").rglob("*.json"))
     assert len(results) == 2
     res = json.loads(results[0].read_text())
     for key in ("recipe_hash", "suite_version", "versions", "costs", "curated", "seed"):
@@ -141,7 +141,7 @@ def test_cli_run_prints_row_and_writes_leaderboard(tmp_path, recipe, capsys):
         main(["--runs", str(tmp_path / "runs2"), *args, "--leaderboard", str(tmp_path / "lb2")])
         == 0
     )
-    parallel = sorted((tmp_path / "lb2" / "results" / "shapes-test" / "micro").glob("*.json"))
+    parallel = sorted((tmp_path / "lb2" / "results" / "shapes-test" / "micro").rglob("*.json"))
     for a, b in zip(sorted(results), parallel, strict=True):
         assert json.loads(a.read_text())["headline"] == json.loads(b.read_text())["headline"]
 

@@ -173,3 +173,58 @@ def test_generated_rows_match_and_a_restart_redoes_nothing(cluster, edits_pool: 
     assert second["uid_hash"] == want.uid_hash
     assert second["steps"][1]["edits"]["generated"] == 0  # every chunk was found, none redone
     assert second["steps"][1]["edits"]["reused"] == edits["planned"]
+
+
+@pytest.fixture
+def two_nodes():
+    """A real two-node cluster on loopback alone: a head and a worker raylet, both on
+    127.0.0.1 (``ray start`` would put a second node on the interface address: it resolves
+    127.0.0.1 away unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which then refuses to add
+    nodes). Two logical CPUs each (this machine has 2 cores): an actor reserves one on each
+    node and leaves one to the read and join tasks, so Ray spreads the actors over both
+    (actors on 1-CPU nodes reserve nothing, and Ray may put them all on one node). Torn down
+    whatever the test does."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster()
+    try:
+        cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1", include_dashboard=False)
+        cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes(timeout=60)
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+def test_two_node_loopback_cluster_curates_the_same(two_nodes, tmp_path: Path):
+    """``smallcomp curate --executor ray --ray-address`` on two nodes gives the local answer,
+    with the model step's actors on both nodes (they read the pool, shards and reference
+    model from the shared filesystem and report to the records actor across nodes)."""
+    import subprocess
+    import sys
+
+    recipe = REPO / "recipes" / "baselines" / "basic_and_clip_score.yaml"
+    _, want = Runner(Store(tmp_path / "local")).curate(load_recipe(recipe, str(TEST_TRACK)))
+    for shared in ("pool", "reference"):
+        shutil.copytree(tmp_path / "local" / shared, tmp_path / "ray" / shared)
+    env = dict(os.environ)
+    # The executor's own choice, not the test module's, decides how the driver connects.
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+    # Every actor up before the first batch and one batch in flight each, so the first actor
+    # to start does not take every batch (Ray Data's defaults; the answer is the same).
+    env["RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S"] = "180"
+    env["RAY_DATA_ACTOR_DEFAULT_MAX_TASKS_IN_FLIGHT_TO_MAX_CONCURRENCY_FACTOR"] = "1"
+    cmd = [sys.executable, "-m", "benchmark.cli", "--runs", str(tmp_path / "ray"), "curate"]
+    cmd += [str(recipe), "--track", str(TEST_TRACK), "--executor", "ray"]
+    cmd += ["--ray-address", two_nodes.address, "--ray-concurrency", "2"]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (report,) = (tmp_path / "ray" / "curate").glob("*/report.json")
+    got = json.loads(report.read_text())
+    assert got["executor"] == "ray"
+    assert got["uid_hash"] == want["uid_hash"]
+    assert _steps(got) == _steps(want)
+    nodes = {n.node_id[:12] for n in two_nodes.list_all_nodes()}
+    assert two_nodes.address.startswith("127.0.0.1:") and len(nodes) == 2
+    (scored,) = [s for s in got["steps"] if s["op"] == "clip_score"]
+    assert {w["node"] for w in scored["workers"]} == nodes, scored["workers"]

@@ -50,3 +50,32 @@ def test_choice_negatives_differ_from_positive_and_are_seeded():
         assert items == choice_items(task, 30)
         for _, captions in items:
             assert captions[0] not in captions[1:], (task, captions)
+
+
+def test_choice_tasks_ask_about_the_same_scenes():
+    tasks = ["attribution", "order", "replace_obj", "swap_obj", "swap_att", "add_att"]
+    scenes = {task: [objs for objs, _ in choice_items(task, 50)] for task in tasks}
+    assert all(s == scenes["attribution"] for s in scenes.values())
+    assert all(len(objs) == 2 for objs in scenes["attribution"])
+
+
+def test_add_att_negative_binds_a_colour_that_is_in_the_scene_to_the_wrong_object():
+    for (a, b), (positive, negative) in choice_items("add_att", 200):
+        assert positive.endswith(f"a {b.shape}")
+        assert negative.endswith(f"{a.colour} {b.shape}") and a.colour != b.colour
+
+
+def test_order_items_have_four_distinct_perturbations():
+    for _, captions in choice_items("order", 200):
+        assert len(captions) == 5 and len(set(captions)) == 5
+        assert all(sorted(c.split()) == sorted(captions[0].split()) for c in captions)
+
+
+def test_item_noise_is_the_bootstrap_spread_of_the_items():
+    from benchmark.evaluate.choice import item_se
+
+    rng = np.random.default_rng(0)
+    correct = rng.random(10_000) < 0.7
+    direct = [correct[rng.integers(len(correct), size=len(correct))].mean() for _ in range(400)]
+    assert abs(item_se(correct) - np.std(direct)) < 0.1 * np.std(direct)
+    assert item_se(correct) <= 0.005  # 10,000 items: half a point

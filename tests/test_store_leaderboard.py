@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,26 @@ def test_weights_digest_follows_weight_bytes_only(tmp_path: Path):
     here, there = (weights_digest(str(tmp_path / m / "detector.pt")) for m in ("here", "there"))
     assert here == there != weights_digest(str(build))
     assert weights_digest("ViT-B-32:laion2b_s34b_b79k") == "ViT-B-32:laion2b_s34b_b79k"
+
+
+def test_suite_versions_never_share_a_table_and_resolving_power_is_stated(tmp_path: Path):
+    old = [_result(f"r{k}", s, 0.3 + 0.1 * k + 0.01 * s) for k in range(2) for s in range(3)]
+    new = []
+    for k in range(4):
+        for s in range(4):
+            r = _result(f"r{k}", s, 0.3 + 0.05 * k + 0.002 * s) | {"suite_version": "2"}
+            r["headline"] = {"zeroshot": r["headline"]["zeroshot"], "order": 0.2, "x": 9.0}
+            new.append(r | {"headline_tasks": ["zeroshot", "order"]})
+    for r in old + new:
+        leaderboard.save_result(tmp_path, r)
+    assert len(list((tmp_path / "results/t/s/v2").glob("*.json"))) == 16  # v1 kept apart
+    text = leaderboard.build(tmp_path)[0].read_text()
+    v2, v1 = text.split("## Scale `s`, suite v2")[1].split("## Scale `s`, suite v1")
+    assert "(superseded)" in v1 and len(re.findall(r"^\| \d+ \| r", v1, re.M)) == 2
+    rows = re.findall(r"^\| \d+ \| r.*$", v2, re.M)
+    assert [x.split(" | ")[1].split()[0] for x in rows] == ["r3", "r2", "r1", "r0"]
+    # the headline is the mean of its named tasks only ('x' is left out): (0.453 + 0.2) / 2
+    assert "| 32.6 ± 0.2 | > |" in rows[0]
+    assert "Headline: the mean of zeroshot, order." in v2
+    assert "Minimum detectable difference at 4 seeds" in v2
+    assert "Kendall τ = 1.00 over 4 recipes" in v2

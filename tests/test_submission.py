@@ -158,7 +158,7 @@ def test_submit_refuses_results_of_another_recipe_hash(submitted, capsys):
 def test_submit_refuses_results_of_another_suite_version(submitted, tmp_path, capsys):
     board = tmp_path / "lb"
     shutil.copytree(submitted.board / "results", board / "results")
-    (result,) = board.glob("results/*/*/*.json")
+    (result,) = board.glob("results/*/*/*/*.json")
     _edit_json(result, lambda r: r.update(suite_version="0"))
     args = ["--runs", str(submitted.runs), "submit", str(submitted.recipe), "--scale", "micro"]
     assert main([*args, "--leaderboard", str(board), "--out", str(tmp_path / "out")]) == 2
@@ -402,7 +402,7 @@ def test_leaderboard_add_takes_verified_bundles_only(submitted, tmp_path, capsys
     assert not list(board.glob("results/**/*.json"))
     archive = next((submitted.root / "bundles").glob("*.tar.gz"))
     assert main([*base, "--add", str(archive), "--track", str(TEST_TRACK)]) == 0
-    (saved,) = board.glob("results/shapes-test/micro/*.json")
+    (saved,) = board.glob("results/shapes-test/micro/*/*.json")
     stamp = json.loads(saved.read_text())["verified"]
     assert stamp["bundle_sha256"] == file_sha256(submitted.bundle() / "manifest.json")
     assert stamp["archive_sha256"] == file_sha256(archive)

@@ -28,3 +28,14 @@ def choice_correct(scores: np.ndarray, *, ties: Literal["wrong", "right"] = "wro
 def choice_accuracy(scores: np.ndarray, *, ties: Literal["wrong", "right"] = "wrong") -> float:
     """Mean of :func:`choice_correct`; NaN when there are no items."""
     return float(choice_correct(scores, ties=ties).mean()) if len(scores) else float("nan")
+
+
+def item_se(correct: np.ndarray, resamples: int = 2000, seed: int = 0) -> float:
+    """How far drawing another eval set of the same size moves the score: the standard
+    deviation of the accuracy over bootstrap resamples of the items. Resampling n items with
+    replacement counts Binomial(n, accuracy) of them right, so that is what is drawn."""
+    c = np.asarray(correct, dtype=bool)
+    if not len(c):
+        return float("nan")
+    draws = np.random.default_rng(seed).binomial(len(c), c.mean(), resamples)
+    return float(draws.std() / len(c))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import open_clip
@@ -36,6 +36,8 @@ class ClipBundle:
     tokenizer: object
     device: str = "cpu"
     source: str = ""  # what the weights were loaded from: a directory, or "name:pretrained"
+    # embeddings of eval inputs that several tasks of one evaluation share (shapes' scenes)
+    memo: dict = field(default_factory=dict)
 
     @torch.no_grad()
     def encode_images(self, images: Iterable[Image.Image], batch_size: int = 256) -> torch.Tensor:

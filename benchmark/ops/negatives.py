@@ -19,9 +19,10 @@ from benchmark.text.vocabulary import coco
 
 class HardNegatives(Params):
     kinds: list[Kind] = Field(
-        ["object_swap", "attribute_swap", "relation", "attribute_replace"],
+        list(KINDS),
         min_length=1,
-        description="edits to make, taken in turn: " + ", ".join(KINDS),
+        description="edits to make, taken in turn: " + ", ".join(KINDS) + " (NegCLIP's word "
+        "swaps, and ARO's order shuffles, which the order tasks need)",
     )
     max_per_sample: int = Field(3, ge=1, le=20)
     vocabulary: Literal["coco", "shapes"] = Field(

@@ -7,15 +7,9 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from benchmark import leaderboard
 
 BASELINE = "no_filter"  # what every row is tested against
-
-
-def headline_mean(result: dict) -> float:
-    return float(np.mean(list(result["headline"].values())))
 
 
 def device_s(step: dict) -> dict[str, float]:
@@ -75,7 +69,7 @@ class Entry:
 
     def scores(self, task: str | None) -> list[float]:
         if task is None:
-            return [headline_mean(r) for r in self.results]
+            return [leaderboard.headline_score(r) for r in self.results]
         return [r["headline"][task] for r in self.results if task in r["headline"]]
 
 

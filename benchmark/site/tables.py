@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from benchmark import leaderboard
 from benchmark.compare import welch_interval
 from benchmark.site.board import (
     BASELINE,
@@ -15,7 +16,6 @@ from benchmark.site.board import (
     Entry,
     cost_by_device,
     device_s,
-    headline_mean,
     llm_spend,
     step_cost,
 )
@@ -236,7 +236,7 @@ def seeds_table(results: list[dict]) -> str:
     )
     body = []
     for r in sorted(results, key=lambda r: (r["scale"], str(r.get("suite_version")), r["seed"])):
-        avg = headline_mean(r)
+        avg = leaderboard.headline_score(r)
         cells = [
             f"<td class=l>{esc(r['scale'])}</td>",
             f"<td class=l>{esc(r.get('suite', ''))} v{esc(r.get('suite_version', '?'))}</td>",

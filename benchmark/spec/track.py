@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from benchmark.spec.numbers import Seed
 from benchmark.spec.strict import Strict
@@ -103,11 +103,28 @@ class Eval(Strict):
     suite: str
     version: str
     tasks: list[str] = Field(min_length=1)
+    headline: list[str] | None = Field(
+        None,
+        description="the tasks whose plain mean ranks recipes, each counted once (default: "
+        "every task)",
+    )
     options: dict[str, dict] = Field(
         {},
         description="per task, and 'all' for every task that takes the option; each task's "
         "params model checks them when the track loads",
     )
+
+    @field_validator("headline")
+    @classmethod
+    def _among_tasks(cls, headline: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        unknown = [t for t in headline or () if t not in info.data.get("tasks", ())]
+        if unknown:
+            raise ValueError(f"names {unknown}, which are not among the eval tasks")
+        return headline
+
+    @property
+    def headline_tasks(self) -> list[str]:
+        return self.headline or self.tasks
 
 
 class EvalImages(Strict):
