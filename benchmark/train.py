@@ -16,8 +16,10 @@ import argparse
 import json
 import math
 import os
+import queue
 import shutil
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -70,6 +72,8 @@ class Texts:
 
     def caption(self, i: int, epoch: int) -> str:
         rewrites = self.rewrites[i] if self.rewrites else None
+        if not rewrites:  # the draw has one option: skip making its generator
+            return self.captions[i]
         return pick_caption(self.uids[i], self.captions[i], rewrites, self.seed, epoch)
 
     def negative(self, i: int, epoch: int) -> str:
@@ -130,6 +134,43 @@ class CachedPairs:
         if self.texts.negatives is None:
             return images, text
         return images, text, self.tokens[[self.row[self.texts.negative(i, e)] for i, e in batch]]
+
+
+def prefetched(batches: Iterator, depth: int = 2) -> Iterator:
+    """``batches``, each made in a thread while the model trains on the one before, so the
+    step never waits for its input (torch's kernels release the GIL). The thread stops when
+    the batches end, fail (re-raised here) or the consumer goes away."""
+    done, stop = object(), threading.Event()
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fill() -> None:
+        try:
+            for b in batches:
+                if not offer(b):
+                    return
+            offer(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+            offer(e)
+
+    worker = threading.Thread(target=fill, name="batches", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def batches(
@@ -303,7 +344,7 @@ def train(
     plan = [b[mine] for b in batches(table, order_fn, scale.batch_size, seed, start, steps)]
     cached = image_cache.ensure(Store(store_root), table.column(IMAGE).to_pylist(), preprocess)
     if cached is not None:
-        loader: Iterable = map(CachedPairs(*cached, tokenizer, texts), plan)
+        loader: Iterable = prefetched(map(CachedPairs(*cached, tokenizer, texts), plan))
     else:
         data = Pairs(table, ShardReader(store_root), preprocess, tokenizer, texts)
         loader = DataLoader(
