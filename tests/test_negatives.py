@@ -129,8 +129,15 @@ def test_op_respects_kinds_limit_and_seed(tmp_path):
 
 
 def test_op_edge_cases(tmp_path):
-    out = run(table_of([None, "A view of the mountains", ""]), ctx(tmp_path), tagger="rules")
+    swaps = ["object_swap", "attribute_swap", "relation", "attribute_replace"]
+    captions = table_of([None, "A view of the mountains", ""])
+    out = run(captions, ctx(tmp_path), tagger="rules", kinds=swaps)
     assert out.column("negative_captions").to_pylist() == [[], [], []]  # nothing to swap
+    none, (shuffled,), empty_caption = (
+        run(captions, ctx(tmp_path), tagger="rules").column("negative_captions").to_pylist()
+    )  # the default kinds also shuffle words (ARO's order perturbation)
+    assert none == empty_caption == []
+    assert sorted(shuffled.split()) == sorted("A view of the mountains".split())
     empty = run(table_of([]), ctx(tmp_path))
     assert empty.num_rows == 0 and "negative_captions" in empty.column_names
     for missing in ("uid", "caption"):

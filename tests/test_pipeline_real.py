@@ -60,7 +60,7 @@ def test_coco_mini_track_runs_end_to_end(tmp_path: Path, samples: Path, capsys, 
         ]
     )
     assert code == 0
-    (result,) = (tmp_path / "lb" / "results" / "coco-mini" / "tiny").glob("*.json")
+    (result,) = (tmp_path / "lb" / "results" / "coco-mini" / "tiny").rglob("*.json")
     res = json.loads(result.read_text())
     assert res["curated"]["pool_size"] == 400
     subsets = res["tasks"]["sugarcrepe"]["subsets"].values()

@@ -17,9 +17,9 @@ from benchmark.spec.load import MAX_INCLUDES, load_recipe
 # written out); the rewrite must not change what they do.
 HASHES = {
     "counterfactual.yaml": "c0e8ee61ea41c017",
-    "counterfactual_negclip.yaml": "4d02325a990ceeaa",
+    "counterfactual_negclip.yaml": "714febd37095d14a",  # hard_negatives: + shuffles (suite v2)
     "counterfactual_replace.yaml": "b7af1deab795c6c2",
-    "negclip_hard_images.yaml": "1b53877a913f173a",
+    "negclip_hard_images.yaml": "e27d27c33e8725f4",  # likewise
     "ablations/counterfactual_unfiltered.yaml": "416623b263bbf190",
 }
 
