@@ -75,21 +75,20 @@ def _build(work: Path, refs: list[str], reader: ShardReader, pil_part: Callable,
         )
 
 
-def _intact(stage: Stage) -> bool:
+def _drop_if_changed(stage: Stage) -> None:
     """The manifest checks sizes; a cache is read in place for hours, so its bytes are checked
-    too (about a second per GB), and a cache that changed is rebuilt."""
-    if not stage.done:
-        return False
-    want = stage.manifest()["files"][FILE]["sha256"]
-    if file_sha256(stage.path / FILE) == want:
-        return True
+    too (about a second per GB), and a cache that changed is removed to be rebuilt."""
+    if (
+        not stage.done
+        or file_sha256(stage.path / FILE) == stage.manifest()["files"][FILE]["sha256"]
+    ):
+        return
     print(
         f"[images] rebuilding: {FILE} does not match its manifest's sha256  ({stage.path})",
         file=sys.stderr,
         flush=True,
     )
     shutil.rmtree(stage.path)
-    return False
 
 
 def ensure(
@@ -101,15 +100,17 @@ def ensure(
     if not refs:
         return None
     reader = ShardReader(store.root)
-    shape = _shape(pil_part, reader, refs[0])
-    need = len(refs) * int(np.prod(shape))
-    store.root.mkdir(parents=True, exist_ok=True)
-    if need > limit_bytes() or need > shutil.disk_usage(store.root).free // 2:
-        return None
-    stage = store.stage("images", {"images": digest(refs), "transform": repr(pil_part)})
-    _intact(stage)
-    path = stage.ensure(lambda work: _build(work, refs, reader, pil_part, shape))
-    reader.close()
+    try:
+        shape = _shape(pil_part, reader, refs[0])
+        need = len(refs) * int(np.prod(shape))
+        store.root.mkdir(parents=True, exist_ok=True)
+        if need > limit_bytes() or need > shutil.disk_usage(store.root).free // 2:
+            return None
+        stage = store.stage("images", {"images": digest(refs), "transform": repr(pil_part)})
+        _drop_if_changed(stage)
+        path = stage.ensure(lambda work: _build(work, refs, reader, pil_part, shape))
+    finally:
+        reader.close()
     return np.load(path / FILE, mmap_mode="r"), normalize
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -88,17 +89,14 @@ def rows(results: list[dict]) -> list[dict]:
                 "verified": all(bool(r.get("verified")) for r in rs),
             }
         )
-    return sorted(
-        out,
-        key=lambda r: (r["track"], r["scale"], -_version_key(r["suite_version"]), -r["average"][0]),
-    )
+    out.sort(key=lambda r: -r["average"][0])
+    out.sort(key=lambda r: version_key(r["suite_version"]), reverse=True)  # stable: keeps ranks
+    return sorted(out, key=lambda r: (r["track"], r["scale"]))
 
 
-def _version_key(version: str) -> float:
-    try:
-        return float(version)
-    except ValueError:
-        return 0.0
+def version_key(version: str) -> tuple:
+    """Suite versions in release order ("2" after "1", "1.10" after "1.9")."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-]", str(version)))
 
 
 def _cell(m: float, h: float) -> str:
@@ -137,15 +135,10 @@ def seed_halves_tau(rs: list[dict]) -> tuple[float, int]:
 
 def differs(a: dict, b: dict) -> bool:
     """Whether two rows' headlines differ: their Welch 95% interval excludes zero."""
-    x, y = list(a["scores"].values()), list(b["scores"].values())
-    if min(len(x), len(y)) < 2:
-        return False
-    va, vb = np.var(x, ddof=1) / len(x), np.var(y, ddof=1) / len(y)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return np.mean(x) != np.mean(y)
-    df = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1))
-    return abs(np.mean(x) - np.mean(y)) > stats.t.ppf(0.975, df) * se
+    from benchmark.compare import welch_interval  # compare reads results through this module
+
+    w = welch_interval(list(a["scores"].values()), list(b["scores"].values()))
+    return w is not None and abs(w["diff"]) > w["half"]
 
 
 def render(track: str, results: list[dict]) -> str:

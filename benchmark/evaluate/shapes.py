@@ -213,14 +213,15 @@ def _image(objs: tuple[Obj, ...], i: int, size: int):
     return render(Scene(objs, noise_seed=i), size)
 
 
-def encode_scenes(bundle: ClipBundle, items: list[Item], image_size: int, key: tuple):
-    """Image embeddings of the items' scenes, computed once per bundle for all tasks that share
-    ``key`` (their scene seed and count)."""
-    if key not in bundle.memo:
-        bundle.memo[key] = bundle.encode_images(
-            _image(objs, i, image_size) for i, (objs, _) in enumerate(items)
-        )
-    return bundle.memo[key]
+def encode_scenes(bundle: ClipBundle, items: list[Item], image_size: int, key: tuple | None):
+    """Image embeddings of the items' scenes; with a ``key`` (their scene seed and count),
+    computed once per bundle for all the tasks that share it."""
+    if key is not None and key in bundle.memo:
+        return bundle.memo[key]
+    images = bundle.encode_images(_image(objs, i, image_size) for i, (objs, _) in enumerate(items))
+    if key is not None:
+        bundle.memo[key] = images
+    return images
 
 
 def score_choices(
@@ -231,12 +232,7 @@ def score_choices(
 
     from benchmark.evaluate.zeroshot import encode_texts
 
-    if key is None:
-        images = bundle.encode_images(
-            _image(objs, i, image_size) for i, (objs, _) in enumerate(items)
-        )
-    else:
-        images = encode_scenes(bundle, items, image_size, key)
+    images = encode_scenes(bundle, items, image_size, key)
     k = len(items[0][1])
     texts = encode_texts(bundle, [c for _, caps in items for c in caps]).view(len(items), k, -1)
     return torch.einsum("nd,nkd->nk", images, texts).numpy()

@@ -50,10 +50,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
-def _version_key(v: str) -> tuple:
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-]", str(v)))
-
-
 @dataclass
 class Entry:
     """One ranked row (a recipe version at one scale and suite version) and its seeds."""
@@ -123,7 +119,7 @@ def boards(results: list[dict]) -> list[Board]:
         tasks = list(dict.fromkeys(t for e in entries for t in e.row["tasks"]))
         out.append(Board(track, scale, suite, version, entries, tasks))
     out.sort(key=lambda b: (b.track, b.scale))
-    out.sort(key=lambda b: _version_key(b.version), reverse=True)
+    out.sort(key=lambda b: leaderboard.version_key(b.version), reverse=True)
     return sorted(out, key=lambda b: b.track)
 
 
@@ -132,6 +128,8 @@ def current(all_boards: list[Board]) -> set[tuple[str, str, str]]:
     newest: dict[tuple[str, str], str] = {}
     for b in all_boards:
         key = (b.track, b.scale)
-        if key not in newest or _version_key(b.version) > _version_key(newest[key]):
+        if key not in newest or leaderboard.version_key(b.version) > leaderboard.version_key(
+            newest[key]
+        ):
             newest[key] = b.version
     return {(t, s, v) for (t, s), v in newest.items()}
