@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import textwrap
@@ -242,17 +243,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner.run_all(jobs, args.scale, args.jobs, started, done)
     for path in leaderboard.build(board):
         print(f"leaderboard: {path}")
-        track_rows = [
-            r
-            for r in leaderboard.rows(leaderboard.load_results(board))
-            if r["recipe"] in {s.recipe.name for s in specs}
-        ]
-        for r in track_rows:
+        current = {(s.track.track.name, s.recipe.name, s.track.track.eval.version) for s in specs}
+        for r in leaderboard.rows(leaderboard.load_results(board)):
+            if (r["track"], r["recipe"], r["suite_version"]) not in current:
+                continue  # another suite version's row stays on the page, not in this summary
             if r["track"] == path.stem and r["scale"] == args.scale:
                 tasks = "  ".join(f"{t} {100 * m:.1f}" for t, (m, _) in r["tasks"].items())
+                m, h = r["average"]
+                ci = "" if math.isnan(h) else f" ± {100 * h:.1f}"
                 print(
-                    f"  {r['recipe']} ({len(r['seeds'])} seeds): average "
-                    f"{100 * r['average'][0]:.1f}  {tasks}"
+                    f"  {r['recipe']} ({len(r['seeds'])} seeds, suite v{r['suite_version']}): "
+                    f"headline {100 * m:.1f}{ci}  {tasks}"
                 )
     return 0
 

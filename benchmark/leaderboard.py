@@ -1,4 +1,5 @@
-"""Results -> ranked tables: one row per recipe and scale, mean ± 95% CI over seeds per task."""
+"""Results -> ranked tables: one row per recipe and scale, each task's mean ± 95% CI with the
+board's seeds as blocks (``seed_blocks``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from benchmark import seed_blocks
 from benchmark.store import write_atomic
+
+HEADLINE = "average"  # the key rows give the headline under, beside the task names
 
 
 def result_path(root: Path, result: dict) -> Path:
@@ -74,10 +78,8 @@ def rows(results: list[dict]) -> list[dict]:
                 "average": mean_ci([headline_score(r) for r in rs]),
                 "headline_tasks": rs[0].get("headline_tasks") or tasks,
                 "scores": {r["seed"]: headline_score(r) for r in rs},
-                "task_sd": {
-                    t: float(np.std([r["headline"][t] for r in rs], ddof=1))
-                    if len(rs) > 1
-                    else float("nan")
+                "seed_tasks": {
+                    t: {r["seed"]: r["headline"][t] for r in rs if t in r["headline"]}
                     for t in tasks
                 },
                 # one size per distinct curated set, so seeds trained on different data show
@@ -89,9 +91,54 @@ def rows(results: list[dict]) -> list[dict]:
                 "verified": all(bool(r.get("verified")) for r in rs),
             }
         )
+    boards: dict[tuple, list[dict]] = defaultdict(list)
+    for row in out:
+        boards[(row["track"], row["scale"], row["suite_version"])].append(row)
+    for board in boards.values():
+        _block(board)
     out.sort(key=lambda r: -r["average"][0])
     out.sort(key=lambda r: version_key(r["suite_version"]), reverse=True)  # stable: keeps ranks
     return sorted(out, key=lambda r: (r["track"], r["scale"]))
+
+
+def _key(row: dict) -> tuple[str, str]:
+    return (row["recipe"], row["recipe_hash"])
+
+
+def _block(board: list[dict]) -> None:
+    """Replace each row's seed intervals by the board's seed-block ones where the fit exists,
+    keeping the plain ones as ``seed_ci``; ``blocks`` holds the fits ``difference`` uses."""
+    tasks = list(dict.fromkeys(t for row in board for t in row["tasks"]))
+    for name in [HEADLINE, *tasks]:
+        scores = {_key(r): _seed_scores(r, name) for r in board}
+        fit = seed_blocks.fit({k: v for k, v in scores.items() if v})
+        for row in board:
+            plain = row["average"] if name == HEADLINE else row["tasks"].get(name)
+            row.setdefault("seed_ci", {})[name] = plain
+            if fit is None or _key(row) not in fit.keys:
+                continue
+            row.setdefault("blocks", {})[name] = fit
+            if name == HEADLINE:
+                row["average"] = fit.interval(_key(row))
+            else:
+                row["tasks"][name] = fit.interval(_key(row))
+
+
+def _seed_scores(row: dict, name: str) -> dict[int, float]:
+    return row["scores"] if name == HEADLINE else row["seed_tasks"].get(name, {})
+
+
+def difference(a: dict, b: dict, name: str = HEADLINE) -> tuple[float, float] | None:
+    """Row a's score minus row b's on a task (or the headline) and its 95% half-width: from
+    their board's seed-block fit, or Welch's interval over their seeds where no fit holds
+    both; None where neither can be had."""
+    fit = a.get("blocks", {}).get(name)
+    if fit is not None and fit is b.get("blocks", {}).get(name):
+        return fit.difference(_key(a), _key(b))
+    from benchmark.compare import welch_interval  # compare reads results through this module
+
+    w = welch_interval(list(_seed_scores(a, name).values()), list(_seed_scores(b, name).values()))
+    return None if w is None else (w["diff"], w["half"])
 
 
 def version_key(version: str) -> tuple:
@@ -103,11 +150,19 @@ def _cell(m: float, h: float) -> str:
     return f"{100 * m:.1f}" if math.isnan(h) else f"{100 * m:.1f} ± {100 * h:.1f}"
 
 
-def min_detectable(rs: list[dict], task: str | None) -> float:
-    """The smallest difference two recipes at the shown seeds can tell apart: the 95% Welch
-    half-width for two recipes with the median seed count and the median seed spread."""
-    sds = [r["task_sd"][task] if task else _sd(r) for r in rs if len(r["seeds"]) > 1]
-    sds = [v for v in sds if not math.isnan(v)]
+def _plain(row: dict) -> str:
+    _, half = row["seed_ci"][HEADLINE]
+    return "" if math.isnan(half) else f"± {100 * half:.1f}"
+
+
+def min_detectable(rs: list[dict], name: str = HEADLINE) -> float:
+    """The smallest difference two recipes of the board can tell apart at the seeds shown:
+    the seed-block fit's median pair half-width, else the Welch half-width for two recipes
+    with the median seed count and spread."""
+    fit = next((r["blocks"][name] for r in rs if name in r.get("blocks", {})), None)
+    if fit is not None:
+        return fit.typical_difference()
+    sds = [np.std(list(v.values()), ddof=1) for r in rs if len(v := _seed_scores(r, name)) > 1]
     if not sds:
         return float("nan")
     n = int(np.median([len(r["seeds"]) for r in rs]))
@@ -115,42 +170,40 @@ def min_detectable(rs: list[dict], task: str | None) -> float:
     return float(stats.t.ppf(0.975, 2 * n - 2) * typical * math.sqrt(2 / n))
 
 
-def _sd(row: dict) -> float:
-    return float(np.std(list(row["scores"].values()), ddof=1))
-
-
 def seed_halves_tau(rs: list[dict]) -> tuple[float, int]:
-    """Kendall's tau between the rankings two disjoint halves of the seeds give (each recipe's
-    seeds alternately to one half or the other), over the recipes with two seeds or more."""
-    a, b = [], []
-    for r in rs:
-        seeds = sorted(r["scores"])
-        if len(seeds) > 1:
-            a.append(np.mean([r["scores"][s] for s in seeds[::2]]))
-            b.append(np.mean([r["scores"][s] for s in seeds[1::2]]))
-    if len(a) < 3:
-        return float("nan"), len(a)
-    return float(stats.kendalltau(a, b).statistic), len(a)
+    """Kendall's tau between the rankings two disjoint halves of the seeds give, over the
+    recipes that have every seed the board's recipes share (alternate shared seeds to each
+    half, so within a half every recipe stands on the same seeds)."""
+    shown = [r for r in rs if len(r["scores"]) > 1]
+    shared = sorted(set.intersection(*(set(r["scores"]) for r in shown))) if shown else []
+    if len(shown) < 3 or len(shared) < 2:
+        return float("nan"), len(shown)
+    a = [np.mean([r["scores"][s] for s in shared[::2]]) for r in shown]
+    b = [np.mean([r["scores"][s] for s in shared[1::2]]) for r in shown]
+    return float(stats.kendalltau(a, b).statistic), len(shown)
 
 
 def differs(a: dict, b: dict) -> bool:
-    """Whether two rows' headlines differ: their Welch 95% interval excludes zero."""
-    from benchmark.compare import welch_interval  # compare reads results through this module
-
-    w = welch_interval(list(a["scores"].values()), list(b["scores"].values()))
-    return w is not None and abs(w["diff"]) > w["half"]
+    """Whether two rows' headlines differ: the 95% interval of their difference excludes 0."""
+    d = difference(a, b)
+    return d is not None and abs(d[0]) > d[1]
 
 
 def render(track: str, results: list[dict]) -> str:
     lines = [
         f"# Leaderboard: `{track}`",
         "",
-        "Mean over seeds ± 95% confidence half-width (t-interval), in %. Ranked by the headline,",
-        "the plain mean of the tasks the track's suite names for it. One table per scale and",
-        "eval-suite version (never mixed); the newest version comes first. `>` marks a row whose",
-        "headline is above the next row's beyond both CIs (Welch, 95%). Curation cost is",
-        "wall-clock seconds of the curate stage; device is where the runs trained (results agree",
-        "across devices up to numerics, not bit for bit).",
+        "Mean ± 95% confidence half-width, in %, with the table's seeds as blocks: a seed fixes",
+        "the initialisation and data order for every recipe, so its shared effect is fitted",
+        "(score = recipe + seed + noise) and the interval says how well a recipe's place among",
+        "the others is known; recipes with fewer seeds are set to the table's average seed.",
+        "`plain CI` is the headline's t-interval over the recipe's own seeds, the shared effect",
+        "included. Ranked by the headline, the plain mean of the tasks the track's suite names",
+        "for it. One table per scale and eval-suite version (never mixed); the newest version",
+        "comes first. `>` marks a row whose headline is above the next row's: the 95% interval",
+        "of their difference excludes 0 (`smallcomp compare` tests one pair on its shared seeds",
+        "alone). Curation cost is wall-clock seconds of the curate stage; device is where the",
+        "runs trained (results agree across devices up to numerics, not bit for bit).",
         "",
     ]
     mixed = False
@@ -167,10 +220,10 @@ def render(track: str, results: list[dict]) -> str:
         lines += [
             f"## Scale `{scale}`, suite v{version}{old}",
             "",
-            "| # | recipe | verified | seeds | device | headline | | "
+            "| # | recipe | verified | seeds | device | headline | | plain CI | "
             + " | ".join(tasks)
             + " | curated | curation s |",
-            "|---|---|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
+            "|---|---|---|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
         ]
         for i, r in enumerate(rs, 1):
             cells = [_cell(*r["tasks"].get(t, (float("nan"), float("nan")))) for t in tasks]
@@ -181,22 +234,28 @@ def render(track: str, results: list[dict]) -> str:
             lines.append(
                 f"| {i} | {r['recipe']} `{r['recipe_hash'][:8]}` | "
                 f"{'✓' if r.get('verified') else ''} | {len(r['seeds'])} | "
-                f"{r['device']} | {_cell(*r['average'])} | {above} | "
+                f"{r['device']} | {_cell(*r['average'])} | {above} | {_plain(r)} | "
                 + " | ".join(cells)
                 + f" | {curated} | {r['curation_s']:.1f} |"
             )
         lines.append("")
+        if not any(HEADLINE in r.get("blocks", {}) for r in rs):
+            lines += [
+                "Intervals here are over each recipe's own seeds: the seeds do not link two or",
+                "more recipes, so there is no shared seed effect to fit.",
+                "",
+            ]
         heads = rs[0]["headline_tasks"]
         if heads != tasks:
             lines += [f"Headline: the mean of {', '.join(heads)}.", ""]
-        mdd = [f"headline {100 * min_detectable(rs, None):.1f}"] + [
+        mdd = [f"headline {100 * min_detectable(rs):.1f}"] + [
             f"{t} {100 * min_detectable(rs, t):.1f}" for t in tasks
         ]
         tau, n = seed_halves_tau(rs)
         seeds = int(np.median([len(r["seeds"]) for r in rs]))
         lines += [
-            f"Minimum detectable difference at {seeds} seeds (points; the 95% Welch half-width "
-            f"for two recipes with the median seed spread): {'; '.join(mdd)}.",
+            f"Minimum detectable difference at {seeds} seeds (points; the median 95% half-width "
+            f"of a difference between two recipes of the table): {'; '.join(mdd)}.",
             "",
             f"Ranking agreement of two disjoint seed halves: Kendall τ = {tau:.2f} over {n} "
             "recipes.",

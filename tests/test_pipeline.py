@@ -127,7 +127,7 @@ def test_cli_run_prints_row_and_writes_leaderboard(tmp_path, recipe, capsys):
     )
     assert code == 0
     out = capsys.readouterr().out
-    assert "plain (2 seeds): average" in out
+    assert "plain (2 seeds, suite v1): headline " in out
     page = (tmp_path / "lb" / "shapes-test.md").read_text()
     assert "| 1 | plain `" in page and " ± " in page
     results = list((tmp_path / "lb" / "results" / "shapes-test" / "micro").rglob("*.json"))

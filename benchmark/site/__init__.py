@@ -28,12 +28,11 @@ from benchmark.site.board import boards, recipe_page
 from benchmark.site.gallery import PER_STEP, RunStore, Thumbs
 from benchmark.site.pages import index, recipe_html
 from benchmark.site.plots import pareto
-from benchmark.site.tables import welch
 from benchmark.store import write_atomic
 
 # build() is the entry point (``smallcomp leaderboard --site``); the others are what the tests
 # check of the statistics and the gallery.
-__all__ = ["PER_STEP", "build", "pareto", "welch"]
+__all__ = ["PER_STEP", "build", "pareto"]
 
 
 def build(board_root: Path, out: Path, runs: Path | None = None, repo: Path | None = None) -> Path:

@@ -23,10 +23,11 @@ def board_section(board: Board, old: bool) -> str:
     parts = [
         f'<h{h} id="{board.anchor}">{esc(title)} '
         f"<span class=badge>suite {esc(board.suite)} v{esc(board.version)}</span></h{h}>",
-        "<p class=note>Mean over seeds with the 95% t-interval half-width, in %; ranked by the "
-        "average of the task scores. "
+        "<p class=note>Mean with the 95% half-width, in %, the board's seeds as blocks (a seed "
+        "fixes the initialisation and data order for every recipe; its shared effect is "
+        "fitted, as on the markdown leaderboard); ranked by the headline. "
         + (
-            f"▲/▼: the Welch 95% CI of the difference to <code>{BASELINE}</code> excludes 0 "
+            f"▲/▼: the 95% CI of the difference to <code>{BASELINE}</code> excludes 0 "
             "(hover a cell for the difference). "
             if base is not None
             else f"No <code>{BASELINE}</code> row here, so nothing is tested against it. "
@@ -50,7 +51,7 @@ def board_section(board: Board, old: bool) -> str:
         '<figure class=plot data-plot="tasks">',
         plot_tasks(board, colours, sig),
         "<figcaption>Per task, by recipe (ranked as in the table). Filled circles differ from "
-        f"<code>{BASELINE}</code> (dashed line) beyond the Welch 95% CI; hollow ones do "
+        f"<code>{BASELINE}</code> (dashed line) beyond the 95% CI; hollow ones do "
         "not.</figcaption></figure>",
         '<figure class=plot data-plot="size">',
         plot_size(board, colours),

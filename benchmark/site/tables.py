@@ -9,7 +9,6 @@ import math
 import numpy as np
 
 from benchmark import leaderboard
-from benchmark.compare import welch_interval
 from benchmark.site.board import (
     BASELINE,
     Board,
@@ -22,16 +21,17 @@ from benchmark.site.board import (
 from benchmark.site.shell import esc
 
 
-def welch(a: list[float], b: list[float]) -> tuple[float, float] | None:
-    """Mean of a - b and the half-width of its 95% Welch interval (``smallcomp compare``'s);
-    None under two values a side."""
-    w = welch_interval(a, b)
-    return None if w is None else (w["diff"], w["half"])
+def _difference(e: Entry, base: Entry, task: str) -> tuple[float, float] | None:
+    """e - base with its 95% half-width (``leaderboard.difference``: the board's seed-block
+    fit, else Welch's interval)."""
+    return leaderboard.difference(
+        e.row, base.row, leaderboard.HEADLINE if task == "average" else task
+    )
 
 
 def significant(board: Board) -> dict[tuple, tuple[float, float]]:
-    """(recipe, hash, task or 'average') -> Welch (diff, half) where the 95% CI of the
-    difference to the baseline excludes 0."""
+    """(recipe, hash, task or 'average') -> (diff, half) where the 95% CI of the difference
+    to the baseline excludes 0."""
     base = board.baseline()
     out: dict[tuple, tuple[float, float]] = {}
     if base is None:
@@ -40,21 +40,20 @@ def significant(board: Board) -> dict[tuple, tuple[float, float]]:
         if e is base:
             continue
         for task in ["average", *board.tasks]:
-            key = None if task == "average" else task
-            w = welch(e.scores(key), base.scores(key))
-            if w is not None and abs(w[0]) > w[1]:
-                out[(e.name, e.row["recipe_hash"], task)] = w
+            d = _difference(e, base, task)
+            if d is not None and abs(d[0]) > d[1]:
+                out[(e.name, e.row["recipe_hash"], task)] = d
     return out
 
 
 def _compare_title(e: Entry, base: Entry | None, task: str) -> str:
     if base is None or e is base:
         return ""
-    key = None if task == "average" else task
-    w = welch(e.scores(key), base.scores(key))
-    if w is None:
+    d = _difference(e, base, task)
+    if d is None:
         return f"vs {BASELINE}: needs 2+ seeds each"
-    return f"vs {BASELINE}: {100 * w[0]:+.1f} ± {100 * w[1]:.1f} points (Welch 95% CI)"
+    how = "seeds as blocks" if "blocks" in e.row else "Welch"
+    return f"vs {BASELINE}: {100 * d[0]:+.1f} ± {100 * d[1]:.1f} points ({how}, 95% CI)"
 
 
 def _score_cell(e: Entry, board: Board, task: str, sig: dict) -> str:

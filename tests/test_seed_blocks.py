@@ -1,0 +1,130 @@
+"""Seeds as blocks: the additive recipe + seed fit against the two-way ANOVA written out by hand,
+and what the leaderboard draws from it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from benchmark import leaderboard, seed_blocks
+from benchmark.compare import welch_interval
+
+
+def _table(rng: np.random.Generator, recipes: int, seeds: int, seed_sd: float, noise: float):
+    effect = rng.normal(0, 5, recipes)
+    shared = rng.normal(0, seed_sd, seeds)
+    y = effect[:, None] + shared[None, :] + rng.normal(0, noise, (recipes, seeds))
+    return {f"r{i}": {s: float(y[i, s]) for s in range(seeds)} for i in range(recipes)}, y
+
+
+def test_balanced_fit_is_the_two_way_anova():
+    scores, y = _table(np.random.default_rng(0), 5, 3, 3.0, 0.3)
+    fit = seed_blocks.fit(scores)
+    r, s = y.shape
+    resid = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
+    df = (r - 1) * (s - 1)
+    mse = float((resid**2).sum()) / df
+    t = stats.t.ppf(0.975, df)
+    assert fit.df == df
+    mean, half = fit.interval("r2")
+    assert mean == pytest.approx(y[2].mean())
+    assert half == pytest.approx(t * math.sqrt(mse / s))
+    diff, dhalf = fit.difference("r0", "r3")
+    assert diff == pytest.approx(y[0].mean() - y[3].mean())
+    assert dhalf == pytest.approx(t * math.sqrt(2 * mse / s))
+    assert fit.typical_difference() == pytest.approx(dhalf)
+
+
+def test_shared_seed_effect_leaves_the_interval():
+    """A seed that lifts every recipe alike widens each recipe's own t-interval but not the
+    blocked one: the blocked half-width follows the interaction noise only."""
+    scores, y = _table(np.random.default_rng(1), 8, 3, 4.0, 0.2)
+    fit = seed_blocks.fit(scores)
+    plain = [leaderboard.mean_ci(list(v.values()))[1] for v in scores.values()]
+    blocked = [fit.interval(k)[1] for k in scores]
+    assert max(blocked) < 0.6 < min(plain)
+
+
+def test_fewer_seeds_are_set_to_the_average_seed():
+    """Without noise the additive model is exact: a recipe seen at 3 of 5 seeds gets the mean
+    it would have had at all 5, not its mean over the 3 it has."""
+    shared = {0: 2.0, 1: -1.0, 2: 4.0, 3: -3.0, 4: 0.5}
+    scores = {
+        "full": {s: 10 + b for s, b in shared.items()},
+        "also": {s: 7 + b for s, b in shared.items()},
+        "part": {s: 12 + shared[s] for s in (0, 1, 2)},
+    }
+    scores["also"][4] += 0.01  # a residual, so the fit has a spread to report
+    fit = seed_blocks.fit(scores)
+    avg = np.mean(list(shared.values()))
+    assert fit.interval("part")[0] == pytest.approx(12 + avg, abs=0.02)
+    assert np.mean(list(scores["part"].values())) == pytest.approx(12 + 5 / 3)
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [
+        {"only": {0: 1.0, 1: 2.0, 2: 3.0}},  # one recipe: nothing shared to fit
+        {"a": {0: 1.0}, "b": {1: 2.0}},  # no seed in common
+        {"a": {0: 1.0, 1: 2.0}, "b": {0: 1.5, 1: 2.5}, "c": {7: 3.0, 8: 3.5}},  # c unlinked
+        {"a": {0: 1.0, 1: 2.0}, "b": {0: 1.5}},  # no residual degree of freedom
+    ],
+)
+def test_no_fit_without_linked_seeds_or_residuals(scores):
+    assert seed_blocks.fit(scores) is None
+
+
+def _result(recipe: str, seed: int, score: float, other: float = 0.5) -> dict:
+    return {
+        "recipe": recipe,
+        "recipe_hash": recipe * 4,
+        "track": "t",
+        "scale": "s",
+        "suite_version": "2",
+        "seed": seed,
+        "headline": {"zeroshot": score, "order": other},
+        "headline_tasks": ["zeroshot"],
+        "curated": {"size": 10, "uid_hash": "u"},
+        "costs": {"curation_wall_s": 1.0},
+    }
+
+
+def test_leaderboard_tells_apart_recipes_a_seed_moves_together(tmp_path: Path):
+    """Three recipes 1 point apart under a 4-point seed effect: each one's own seeds cannot
+    rank them, the blocked intervals do, and the page shows both."""
+    shared = [0.0, 0.04, -0.03, 0.02]
+    wobble = [[0.001, -0.002, 0.0, 0.001], [0.0, 0.001, -0.001, 0.0], [-0.001, 0.0, 0.002, 0.0]]
+    for i, name in enumerate(["aaaa", "bbbb", "cccc"]):
+        for seed, b in enumerate(shared):
+            score = 0.50 + 0.01 * i + b + wobble[i][seed]
+            leaderboard.save_result(tmp_path, _result(name, seed, score))
+    rows = leaderboard.rows(leaderboard.load_results(tmp_path))
+    assert [r["recipe"] for r in rows] == ["cccc", "bbbb", "aaaa"]
+    assert all(leaderboard.differs(a, b) for a, b in zip(rows, rows[1:], strict=False))
+    plain = welch_interval(list(rows[0]["scores"].values()), list(rows[1]["scores"].values()))
+    assert abs(plain["diff"]) < plain["half"]  # unpaired, the shared effect hides the gap
+    for r in rows:
+        assert r["average"][1] < 0.005 < r["seed_ci"]["average"][1]
+    (page,) = leaderboard.build(tmp_path)
+    lines = [ln for ln in page.read_text().splitlines() if ln.startswith("| 1 ")]
+    cells = [c.strip() for c in lines[0].split("|")]
+    assert (
+        cells[6].startswith("52.8 ± 0.")
+        and cells[7] == ">"
+        and float(cells[8].removeprefix("± ")) > 2
+    )
+    assert "Kendall τ = 1.00 over 3 recipes" in page.read_text()
+
+
+def test_seed_halves_use_the_shared_seeds():
+    """A recipe with extra seeds splits like the others: halves over the seeds all share."""
+    rows = [
+        {"scores": {0: 0.1, 1: 0.3, 2: 0.2, 3: 0.0, 4: 0.9}},  # its own halves: 0.4, 0.15
+        {"scores": {0: 0.2, 1: 0.4, 2: 0.3}},
+        {"scores": {0: 0.3, 1: 0.5, 2: 0.4}},
+    ]
+    assert leaderboard.seed_halves_tau(rows) == (pytest.approx(1.0), 3)
