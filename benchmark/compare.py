@@ -20,13 +20,12 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from benchmark.leaderboard import headline_score, load_results
+from benchmark.leaderboard import HEADLINE, headline_score, load_results
+from benchmark.seed_blocks import CONFIDENCE
 
 Method = Literal["auto", "paired", "welch"]
 METHODS: tuple[Method, ...] = ("auto", "paired", "welch")
-AVERAGE = "average"  # the headline score a result ranks by (leaderboard.headline_score)
 DEFAULT_BASELINE = "no_filter"
-CONFIDENCE = 0.95
 
 
 class CompareError(Exception):
@@ -91,7 +90,7 @@ def _runs(label: str, results: list[dict]) -> Runs:
         if r["seed"] in runs.by_seed:
             raise CompareError(f"{label}: two results for seed {r['seed']}")
         head = {t: 100 * float(v) for t, v in r["headline"].items()}
-        runs.by_seed[r["seed"]] = head | {AVERAGE: 100 * headline_score(r)}
+        runs.by_seed[r["seed"]] = head | {HEADLINE: 100 * headline_score(r)}
     return runs
 
 
@@ -268,7 +267,7 @@ def compare(
             )
         base_key = default[0]
     base = _runs(base_key[0], groups[base_key[1]])
-    tasks = [*groups[base_key[1]][0]["headline"], AVERAGE]
+    tasks = [*groups[base_key[1]][0]["headline"], HEADLINE]
     seen = {base_key[1]}
     comparisons = []
     for label, key in keys:
@@ -325,7 +324,7 @@ def _cell(c: dict, row_method: str | None) -> str:
 
 def _how(comp: dict) -> tuple[str | None, str]:
     """The row's method (the average's) and how the row says it."""
-    avg = comp["tasks"][AVERAGE]
+    avg = comp["tasks"][HEADLINE]
     if avg["shown"] == "paired":
         return "paired", f"paired n={len(avg['paired']['seeds'])}"
     if avg["shown"] == "welch":

@@ -40,12 +40,16 @@ def save_result(root: Path, result: dict) -> Path:
     return path
 
 
+def _t(df: int) -> float:
+    return float(stats.t.ppf(0.5 + seed_blocks.CONFIDENCE / 2, df))
+
+
 def mean_ci(values: list[float]) -> tuple[float, float]:
     """Mean and the half-width of its 95% t-interval (nan with a single seed)."""
     a = np.asarray(values, dtype=float)
     if len(a) < 2:
         return float(a.mean()), float("nan")
-    half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))
+    half = _t(len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))
     return float(a.mean()), float(half)
 
 
@@ -110,7 +114,7 @@ def _block(board: list[dict]) -> None:
     keeping the plain ones as ``seed_ci``; ``blocks`` holds the fits ``difference`` uses."""
     tasks = list(dict.fromkeys(t for row in board for t in row["tasks"]))
     for name in [HEADLINE, *tasks]:
-        scores = {_key(r): _seed_scores(r, name) for r in board}
+        scores = {_key(r): seed_scores(r, name) for r in board}
         fit = seed_blocks.fit({k: v for k, v in scores.items() if v})
         for row in board:
             plain = row["average"] if name == HEADLINE else row["tasks"].get(name)
@@ -124,26 +128,32 @@ def _block(board: list[dict]) -> None:
                 row["tasks"][name] = fit.interval(_key(row))
 
 
-def _seed_scores(row: dict, name: str) -> dict[int, float]:
+def seed_scores(row: dict, name: str) -> dict[int, float]:
+    """Seed -> the row's score on a task, or on the headline (``HEADLINE``)."""
     return row["scores"] if name == HEADLINE else row["seed_tasks"].get(name, {})
 
 
-def difference(a: dict, b: dict, name: str = HEADLINE) -> tuple[float, float] | None:
-    """Row a's score minus row b's on a task (or the headline) and its 95% half-width: from
-    their board's seed-block fit, or Welch's interval over their seeds where no fit holds
-    both; None where neither can be had."""
+def difference(a: dict, b: dict, name: str = HEADLINE) -> tuple[float, float, str] | None:
+    """Row a's score minus row b's on a task (or the headline), its 95% half-width and the
+    method: their board's seed-block fit, or Welch's interval over their seeds where no fit
+    holds both; None where neither can be had."""
     fit = a.get("blocks", {}).get(name)
     if fit is not None and fit is b.get("blocks", {}).get(name):
-        return fit.difference(_key(a), _key(b))
+        return (*fit.difference(_key(a), _key(b)), "seeds as blocks")
     from benchmark.compare import welch_interval  # compare reads results through this module
 
-    w = welch_interval(list(_seed_scores(a, name).values()), list(_seed_scores(b, name).values()))
-    return None if w is None else (w["diff"], w["half"])
+    w = welch_interval(list(seed_scores(a, name).values()), list(seed_scores(b, name).values()))
+    return None if w is None else (w["diff"], w["half"], "Welch")
 
 
 def version_key(version: str) -> tuple:
     """Suite versions in release order ("2" after "1", "1.10" after "1.9")."""
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-]", str(version)))
+
+
+def interval(row: dict, name: str) -> tuple[float, float]:
+    """The row's mean and 95% half-width on a task or the headline (nan where it lacks it)."""
+    return row["average"] if name == HEADLINE else row["tasks"].get(name, (math.nan, math.nan))
 
 
 def _cell(m: float, h: float) -> str:
@@ -162,19 +172,21 @@ def min_detectable(rs: list[dict], name: str = HEADLINE) -> float:
     fit = next((r["blocks"][name] for r in rs if name in r.get("blocks", {})), None)
     if fit is not None:
         return fit.typical_difference()
-    sds = [np.std(list(v.values()), ddof=1) for r in rs if len(v := _seed_scores(r, name)) > 1]
+    sds = [np.std(list(v.values()), ddof=1) for r in rs if len(v := seed_scores(r, name)) > 1]
     if not sds:
         return float("nan")
     n = int(np.median([len(r["seeds"]) for r in rs]))
     typical = float(np.median(sds))  # a recipe whose sampler is unstable does not set it
-    return float(stats.t.ppf(0.975, 2 * n - 2) * typical * math.sqrt(2 / n))
+    return _t(2 * n - 2) * typical * math.sqrt(2 / n)
 
 
 def seed_halves_tau(rs: list[dict]) -> tuple[float, int]:
     """Kendall's tau between the rankings two disjoint halves of the seeds give, over the
-    recipes that have every seed the board's recipes share (alternate shared seeds to each
-    half, so within a half every recipe stands on the same seeds)."""
-    shown = [r for r in rs if len(r["scores"]) > 1]
+    recipes the headline's seed-block fit holds (else every row with two seeds), on the seeds
+    they all share (alternate shared seeds to each half, so within a half every recipe stands
+    on the same seeds)."""
+    fitted = [r for r in rs if HEADLINE in r.get("blocks", {})]
+    shown = fitted or [r for r in rs if len(r["scores"]) > 1]
     shared = sorted(set.intersection(*(set(r["scores"]) for r in shown))) if shown else []
     if len(shown) < 3 or len(shared) < 2:
         return float("nan"), len(shown)
@@ -226,7 +238,7 @@ def render(track: str, results: list[dict]) -> str:
             "|---|---|---|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
         ]
         for i, r in enumerate(rs, 1):
-            cells = [_cell(*r["tasks"].get(t, (float("nan"), float("nan")))) for t in tasks]
+            cells = [_cell(*interval(r, t)) for t in tasks]
             curated = " / ".join(f"{n:,}" for n in r["curated_sizes"])
             if len(r["curated_sizes"]) > 1:
                 curated, mixed = f"{curated} †", True
@@ -239,10 +251,17 @@ def render(track: str, results: list[dict]) -> str:
                 + f" | {curated} | {r['curation_s']:.1f} |"
             )
         lines.append("")
-        if not any(HEADLINE in r.get("blocks", {}) for r in rs):
+        apart = [r for r in rs if HEADLINE not in r.get("blocks", {})]
+        if len(apart) == len(rs):
             lines += [
-                "Intervals here are over each recipe's own seeds: the seeds do not link two or",
-                "more recipes, so there is no shared seed effect to fit.",
+                "Intervals here are over each recipe's own seeds: no two recipes with 2+ seeds",
+                "share seeds and leave residual noise, so there is no shared seed effect to fit.",
+                "",
+            ]
+        elif apart:
+            names = ", ".join(f"`{r['recipe']}`" for r in apart)
+            lines += [
+                f"Over their own seeds (fewer than 2, or none shared with the rest): {names}.",
                 "",
             ]
         heads = rs[0]["headline_tasks"]

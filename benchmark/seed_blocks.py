@@ -7,7 +7,8 @@ fraction of a point. Fitting each seed's shared effect (a randomized block desig
 seed) leaves the interaction as the noise, so a recipe's interval says how well its place among
 the other recipes is known, and the difference of two recipes is tested with every recipe's
 residuals pooled. Recipes seen at fewer seeds are set to the board's average seed through the
-seed effects the others measured. The model assumes the noise is alike for every recipe;
+seed effects the others measured; a recipe with one seed, or none shared with the rest, is
+left out and keeps its own interval. The model assumes the noise is alike for every recipe;
 ``smallcomp compare`` tests one pair on its own seeds without that assumption.
 """
 
@@ -55,15 +56,19 @@ class Fit:
 
 
 def fit(scores: Mapping[Hashable, Mapping[int, float]]) -> Fit | None:
-    """Least squares on recipe indicators and sum-to-zero seed effects; None where the
-    residuals have no degree of freedom or the seeds do not link every recipe to the others
-    (a recipe alone on its seeds has no shared seed effect to remove)."""
-    keys = list(scores)
-    seeds = sorted({s for v in scores.values() for s in v})
-    cells = [(i, s, float(y)) for i, k in enumerate(keys) for s, y in scores[k].items()]
+    """Least squares on recipe indicators and sum-to-zero seed effects, over the largest group
+    of recipes the seeds link (recipes sharing a seed, directly or through others) among those
+    with at least two finite scores. A recipe left out (one seed, or none shared with the
+    group) keeps its own interval: it has no seed effect measured on it, or none to spare.
+    None where no group of two recipes exists, the residuals have no degree of freedom, or
+    they are all zero (an exactly additive table: no noise measured, no interval to claim)."""
+    finite = {k: {s: float(y) for s, y in v.items() if math.isfinite(y)} for k, v in scores.items()}
+    keys = _linked([k for k, v in finite.items() if len(v) >= 2], finite)
+    seeds = sorted({s for k in keys for s in finite[k]})
+    cells = [(i, s, y) for i, k in enumerate(keys) for s, y in finite[k].items()]
     cols = len(keys) + len(seeds) - 1
     df = len(cells) - cols
-    if len(keys) < 2 or len(seeds) < 2 or df < 1:
+    if len(keys) < 2 or df < 1:
         return None
     x = np.zeros((len(cells), cols))
     y = np.array([c[2] for c in cells])
@@ -75,11 +80,35 @@ def fit(scores: Mapping[Hashable, Mapping[int, float]]) -> Fit | None:
             x[row, len(keys) + j] = 1.0
         else:
             x[row, len(keys) :] = -1.0
-    if np.linalg.matrix_rank(x) < cols:
-        return None
-    xtx_inv = np.linalg.inv(x.T @ x)
+    xtx_inv = np.linalg.inv(x.T @ x)  # full rank: the group is linked
     beta = xtx_inv @ x.T @ y
     resid = y - x @ beta
+    if float(resid @ resid) <= 1e-12 * max(float(((y - y.mean()) ** 2).sum()), 1e-300):
+        return None
     sigma2 = float(resid @ resid) / df
     n = len(keys)
     return Fit(keys, beta[:n], sigma2 * xtx_inv[:n, :n], df)
+
+
+def _linked(keys: list[Hashable], scores: Mapping[Hashable, Mapping[int, float]]) -> list:
+    """The largest set of recipes connected through shared seeds, in the order given (ties:
+    the set holding the earliest recipe)."""
+    group_of: dict[Hashable, int] = {}
+    groups: list[list[Hashable]] = []
+    for k in keys:
+        if k in group_of:
+            continue
+        group, frontier = [k], [k]
+        group_of[k] = len(groups)
+        while frontier:
+            seeds = set(scores[frontier.pop()])
+            for other in keys:
+                if other not in group_of and seeds & set(scores[other]):
+                    group_of[other] = len(groups)
+                    group.append(other)
+                    frontier.append(other)
+        groups.append(group)
+    if not groups:
+        return []
+    best = max(groups, key=len)
+    return [k for k in keys if k in best]

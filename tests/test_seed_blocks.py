@@ -65,16 +65,68 @@ def test_fewer_seeds_are_set_to_the_average_seed():
     assert np.mean(list(scores["part"].values())) == pytest.approx(12 + 5 / 3)
 
 
+def test_unbalanced_fit_is_least_squares_on_the_full_design():
+    """Recipes on 5, 3 and 2 seeds, one seed only one recipe has: means and covariances are
+    those of ordinary least squares on recipe and seed indicators (solved here by pinv on the
+    over-parametrised design, contrasts at the average seed)."""
+    rng = np.random.default_rng(4)
+    seeds_of = {"a": range(5), "b": range(5), "c": (0, 1, 2), "d": (1, 3), "e": (0, 2, 4, 5)}
+    scores = {
+        k: {s: float(rng.normal(k.encode()[0] % 7, 1)) for s in v} for k, v in seeds_of.items()
+    }
+    fit = seed_blocks.fit(scores)
+    keys, seeds = list(scores), sorted({s for v in scores.values() for s in v})
+    cells = [(k, s, y) for k, v in scores.items() for s, y in v.items()]
+    x = np.zeros((len(cells), len(keys) + len(seeds)))
+    for row, (k, s, _) in enumerate(cells):
+        x[row, keys.index(k)] = x[row, len(keys) + seeds.index(s)] = 1.0
+    y = np.array([c[2] for c in cells])
+    beta = np.linalg.pinv(x) @ y
+    df = len(cells) - np.linalg.matrix_rank(x)
+    sigma2 = float(((y - x @ beta) ** 2).sum()) / df
+    cov = sigma2 * np.linalg.pinv(x.T @ x)
+    t = stats.t.ppf(0.975, df)
+
+    def contrast(weights: dict) -> np.ndarray:
+        c = np.zeros(x.shape[1])
+        for k, w in weights.items():
+            c[keys.index(k)] = w
+        c[len(keys) :] = sum(weights.values()) / len(seeds)
+        return c
+
+    assert fit.df == df
+    for k in keys:
+        c = contrast({k: 1})
+        assert fit.interval(k) == pytest.approx((c @ beta, t * math.sqrt(c @ cov @ c)))
+    c = contrast({"c": 1, "d": -1})
+    assert fit.difference("c", "d") == pytest.approx((c @ beta, t * math.sqrt(c @ cov @ c)))
+
+
+def test_the_largest_linked_group_is_fitted_and_the_rest_left_out():
+    """A recipe on seeds nobody else has, one with a single seed and one whose score is NaN
+    on a seed stay out of (or are trimmed from) the fit instead of turning it off."""
+    scores = {
+        "a": {0: 1.0, 1: 2.0, 2: 3.1},
+        "b": {0: 1.5, 1: 2.6, 2: 3.4, 3: math.nan},
+        "c": {7: 3.0, 8: 3.5},  # unlinked
+        "d": {0: 9.0},  # one seed
+    }
+    fit = seed_blocks.fit(scores)
+    assert fit.keys == ["a", "b"] and fit.df == 2
+    assert math.isfinite(fit.interval("b")[1])
+
+
 @pytest.mark.parametrize(
     "scores",
     [
         {"only": {0: 1.0, 1: 2.0, 2: 3.0}},  # one recipe: nothing shared to fit
-        {"a": {0: 1.0}, "b": {1: 2.0}},  # no seed in common
-        {"a": {0: 1.0, 1: 2.0}, "b": {0: 1.5, 1: 2.5}, "c": {7: 3.0, 8: 3.5}},  # c unlinked
-        {"a": {0: 1.0, 1: 2.0}, "b": {0: 1.5}},  # no residual degree of freedom
+        {"a": {0: 1.0, 1: 2.0}, "b": {1: 2.0, 2: 2.5}},  # one shared seed: no residual df
+        {"a": {0: 1.0, 5: 2.0}, "b": {1: 2.0, 2: 2.5}},  # no seed in common
+        {"a": {0: 1.0, 1: 2.0}, "b": {0: 1.5}},  # b has one seed: a stands alone
+        {"a": {0: 1.0, 1: 2.0, 2: 2.5}, "b": {0: 1.5, 1: 2.5, 2: 3.0}},  # exactly additive
     ],
 )
-def test_no_fit_without_linked_seeds_or_residuals(scores):
+def test_no_fit_without_linked_seeds_or_residual_noise(scores):
     assert seed_blocks.fit(scores) is None
 
 
@@ -128,3 +180,22 @@ def test_seed_halves_use_the_shared_seeds():
         {"scores": {0: 0.3, 1: 0.5, 2: 0.4}},
     ]
     assert leaderboard.seed_halves_tau(rows) == (pytest.approx(1.0), 3)
+
+
+def test_a_recipe_outside_the_fit_keeps_its_own_interval_and_is_named(tmp_path: Path):
+    """Three recipes on seeds 0-2 are fitted; a fourth trained only on seeds 7 and 8 shares no
+    seed with them: it keeps its own t-interval, its differences are Welch's, and the page
+    names it instead of dropping the fit for everyone."""
+    for i, name in enumerate(["aaaa", "bbbb", "cccc"]):
+        for seed, b in enumerate([0.0, 0.04, -0.03]):
+            score = 0.50 + 0.01 * i + b + 0.001 * ((i + 2 * seed) % 3 - 1)
+            leaderboard.save_result(tmp_path, _result(name, seed, score))
+    for seed, score in [(7, 0.40), (8, 0.43)]:
+        leaderboard.save_result(tmp_path, _result("dddd", seed, score))
+    rows = {r["recipe"]: r for r in leaderboard.rows(leaderboard.load_results(tmp_path))}
+    assert rows["dddd"]["average"] == rows["dddd"]["seed_ci"]["average"]
+    assert leaderboard.difference(rows["cccc"], rows["aaaa"])[2] == "seeds as blocks"
+    assert leaderboard.difference(rows["cccc"], rows["dddd"])[2] == "Welch"
+    assert leaderboard.seed_halves_tau(list(rows.values())) == (pytest.approx(1.0), 3)
+    text = leaderboard.build(tmp_path)[0].read_text()
+    assert "none shared with the rest): `dddd`." in text

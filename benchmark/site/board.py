@@ -63,10 +63,9 @@ class Entry:
     def name(self) -> str:
         return self.row["recipe"]
 
-    def scores(self, task: str | None) -> list[float]:
-        if task is None:
-            return [leaderboard.headline_score(r) for r in self.results]
-        return [r["headline"][task] for r in self.results if task in r["headline"]]
+    def scores(self, task: str) -> list[float]:
+        """Each seed's score on a task or the headline (``leaderboard.HEADLINE``)."""
+        return list(leaderboard.seed_scores(self.row, task).values())
 
 
 @dataclass

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from benchmark import leaderboard
 from benchmark.site.board import Board, step_cost
 
 
@@ -99,7 +100,7 @@ def plot_pareto(board: Board, colours: dict) -> str:
     for e in board.entries:
         c = colours[e.label]
         costs = [step_cost(r) for r in e.results]
-        ys = [100 * v for v in e.scores(None)]
+        ys = [100 * v for v in e.scores(leaderboard.HEADLINE)]
         ax.scatter(costs, ys, s=14, color=c, alpha=0.45, linewidths=0)
         m, h = e.row["average"]
         x = float(np.mean(costs))
@@ -122,7 +123,7 @@ def plot_pareto(board: Board, colours: dict) -> str:
 
 
 def plot_tasks(board: Board, colours: dict, sig: dict) -> str:
-    panels = ["average", *board.tasks]
+    panels = [leaderboard.HEADLINE, *board.tasks]
     ncols = min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     n = len(board.entries)
@@ -131,18 +132,15 @@ def plot_tasks(board: Board, colours: dict, sig: dict) -> str:
     base = board.baseline()
     ys = np.arange(n)
     for ax, task in zip(axes, panels, strict=False):
-        key = None if task == "average" else task
         if base is not None:
-            ax.axvline(100 * np.mean(base.scores(key)), color="#999", lw=0.8, ls="--")
+            ax.axvline(100 * leaderboard.interval(base.row, task)[0], color="#999", lw=0.8, ls="--")
         for y, e in zip(ys, board.entries, strict=True):
             c = colours[e.label]
-            vals = [100 * v for v in e.scores(key)]
+            vals = [100 * v for v in e.scores(task)]
             if not vals:
                 continue
             ax.scatter(vals, y + _jitter(len(vals)), s=9, color=c, alpha=0.5, linewidths=0)
-            m, h = (e.row["average"] if key is None else e.row["tasks"].get(task)) or (
-                math.nan,
-            ) * 2
+            m, h = leaderboard.interval(e.row, task)
             marked = sig.get((e.name, e.row["recipe_hash"], task)) is not None
             ax.errorbar(
                 100 * m,
@@ -174,7 +172,7 @@ def plot_size(board: Board, colours: dict) -> str:
     for e in board.entries:
         c = colours[e.label]
         sizes = [r["curated"]["size"] for r in e.results]
-        ys = [100 * v for v in e.scores(None)]
+        ys = [100 * v for v in e.scores(leaderboard.HEADLINE)]
         ax.scatter(sizes, ys, s=14, color=c, alpha=0.45, linewidths=0)
         m, h = e.row["average"]
         x = float(np.mean(sizes))

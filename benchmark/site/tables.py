@@ -21,17 +21,9 @@ from benchmark.site.board import (
 from benchmark.site.shell import esc
 
 
-def _difference(e: Entry, base: Entry, task: str) -> tuple[float, float] | None:
-    """e - base with its 95% half-width (``leaderboard.difference``: the board's seed-block
-    fit, else Welch's interval)."""
-    return leaderboard.difference(
-        e.row, base.row, leaderboard.HEADLINE if task == "average" else task
-    )
-
-
 def significant(board: Board) -> dict[tuple, tuple[float, float]]:
-    """(recipe, hash, task or 'average') -> (diff, half) where the 95% CI of the difference
-    to the baseline excludes 0."""
+    """(recipe, hash, task or the headline) -> (diff, half, method) where the 95% CI of the
+    difference to the baseline excludes 0 (``leaderboard.difference``)."""
     base = board.baseline()
     out: dict[tuple, tuple[float, float]] = {}
     if base is None:
@@ -39,8 +31,8 @@ def significant(board: Board) -> dict[tuple, tuple[float, float]]:
     for e in board.entries:
         if e is base:
             continue
-        for task in ["average", *board.tasks]:
-            d = _difference(e, base, task)
+        for task in [leaderboard.HEADLINE, *board.tasks]:
+            d = leaderboard.difference(e.row, base.row, task)
             if d is not None and abs(d[0]) > d[1]:
                 out[(e.name, e.row["recipe_hash"], task)] = d
     return out
@@ -49,15 +41,14 @@ def significant(board: Board) -> dict[tuple, tuple[float, float]]:
 def _compare_title(e: Entry, base: Entry | None, task: str) -> str:
     if base is None or e is base:
         return ""
-    d = _difference(e, base, task)
+    d = leaderboard.difference(e.row, base.row, task)
     if d is None:
         return f"vs {BASELINE}: needs 2+ seeds each"
-    how = "seeds as blocks" if "blocks" in e.row else "Welch"
-    return f"vs {BASELINE}: {100 * d[0]:+.1f} ± {100 * d[1]:.1f} points ({how}, 95% CI)"
+    return f"vs {BASELINE}: {100 * d[0]:+.1f} ± {100 * d[1]:.1f} points ({d[2]}, 95% CI)"
 
 
 def _score_cell(e: Entry, board: Board, task: str, sig: dict) -> str:
-    m, h = e.row["average"] if task == "average" else e.row["tasks"].get(task, (math.nan,) * 2)
+    m, h = leaderboard.interval(e.row, task)
     mark, cls = "", ""
     w = sig.get((e.name, e.row["recipe_hash"], task))
     if w is not None:
@@ -112,7 +103,7 @@ def table(board: Board, sig: dict) -> str:
             f'<td data-sort="{len(r["seeds"])}">{len(r["seeds"])}</td>',
             f"<td class=l>{esc(r['device'])}</td>",
             _verified_cell(e),
-            _score_cell(e, board, "average", sig),
+            _score_cell(e, board, leaderboard.HEADLINE, sig),
             *(_score_cell(e, board, t, sig) for t in board.tasks),
             f'<td data-sort="{float(np.mean(sizes))}">'
             + " / ".join(f"{n:,}" for n in sizes)
