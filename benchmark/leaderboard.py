@@ -156,6 +156,10 @@ def interval(row: dict, name: str) -> tuple[float, float]:
     return row["average"] if name == HEADLINE else row["tasks"].get(name, (math.nan, math.nan))
 
 
+def _names(rs: list[dict]) -> str:
+    return ", ".join(f"`{r['recipe']}`" for r in rs)
+
+
 def _cell(m: float, h: float) -> str:
     return f"{100 * m:.1f}" if math.isnan(h) else f"{100 * m:.1f} ± {100 * h:.1f}"
 
@@ -259,11 +263,21 @@ def render(track: str, results: list[dict]) -> str:
                 "",
             ]
         elif apart:
-            names = ", ".join(f"`{r['recipe']}`" for r in apart)
-            lines += [
-                f"Over their own seeds (fewer than 2, or none shared with the rest): {names}.",
-                "",
-            ]
+            fit = next(r["blocks"][HEADLINE] for r in rs if HEADLINE in r.get("blocks", {}))
+            scattered = [r for r in apart if _key(r) in fit.scattered]
+            alone = [r for r in apart if _key(r) not in fit.scattered]
+            if scattered:
+                lines += [
+                    f"Over their own seeds, which scatter beyond the other recipes' (the pooled "
+                    f"noise's F test, family-wise 5%): {_names(scattered)}.",
+                    "",
+                ]
+            if alone:
+                lines += [
+                    f"Over their own seeds (fewer than 2, or none shared with the rest): "
+                    f"{_names(alone)}.",
+                    "",
+                ]
         heads = rs[0]["headline_tasks"]
         if heads != tasks:
             lines += [f"Headline: the mean of {', '.join(heads)}.", ""]

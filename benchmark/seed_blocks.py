@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -32,6 +32,7 @@ class Fit:
     means: np.ndarray
     cov: np.ndarray
     df: int
+    scattered: tuple = ()  # recipes left out because their seeds scatter beyond the others'
 
     def _t(self) -> float:
         return float(stats.t.ppf(0.5 + CONFIDENCE / 2, self.df))
@@ -60,12 +61,27 @@ def fit(scores: Mapping[Hashable, Mapping[int, float]]) -> Fit | None:
     of recipes the seeds link (recipes sharing a seed, directly or through others) among those
     with at least two finite scores. A recipe left out (one seed, or none shared with the
     group) keeps its own interval: it has no seed effect measured on it, or none to spare.
-    None where no group of two recipes exists, the residuals have no degree of freedom, or
-    they are all zero (an exactly additive table: no noise measured, no interval to claim)."""
+    The pooled noise is then tested recipe by recipe (``_scattered``); recipes whose seeds
+    scatter beyond the others' are left out too, named in ``scattered``, and the rest refitted
+    once. None where no group of two recipes exists, the residuals have no degree of freedom,
+    or they are all zero (an exactly additive table: no noise measured, no interval to claim)."""
     finite = {k: {s: float(y) for s, y in v.items() if math.isfinite(y)} for k, v in scores.items()}
     keys = _linked([k for k, v in finite.items() if len(v) >= 2], finite)
-    seeds = sorted({s for k in keys for s in finite[k]})
-    cells = [(i, s, y) for i, k in enumerate(keys) for s, y in finite[k].items()]
+    first = _solve(keys, finite)
+    if first is None:
+        return None
+    fitted, x, resid, df = first
+    scattered = _scattered(fitted.keys, finite, x, resid, df)
+    if not scattered:
+        return fitted
+    second = _solve(_linked([k for k in keys if k not in scattered], finite), finite)
+    return None if second is None else replace(second[0], scattered=scattered)
+
+
+def _solve(keys: list, scores: Mapping[Hashable, Mapping[int, float]]) -> tuple | None:
+    """The fit over ``keys`` with its design, residuals and residual df (None: see ``fit``)."""
+    seeds = sorted({s for k in keys for s in scores[k]})
+    cells = [(i, s, y) for i, k in enumerate(keys) for s, y in scores[k].items()]
     cols = len(keys) + len(seeds) - 1
     df = len(cells) - cols
     if len(keys) < 2 or df < 1:
@@ -87,7 +103,29 @@ def fit(scores: Mapping[Hashable, Mapping[int, float]]) -> Fit | None:
         return None
     sigma2 = float(resid @ resid) / df
     n = len(keys)
-    return Fit(keys, beta[:n], sigma2 * xtx_inv[:n, :n], df)
+    return Fit(keys, beta[:n], sigma2 * xtx_inv[:n, :n], df), x, resid, df
+
+
+def _scattered(
+    keys: list, scores: Mapping[Hashable, Mapping[int, float]], x, resid, df: int
+) -> tuple:
+    """Recipes whose residual variance exceeds the rest's: F = (RSS_i / df_i) / (RSS_rest /
+    df_rest), df_i the recipe's cells less their leverage, tested at a family-wise 5% over the
+    recipes (Bonferroni). Such a recipe breaks the pooled-noise assumption: its own seeds, not
+    the table's noise, say how well it is known."""
+    leverage = np.einsum("ij,jk,ik->i", x, np.linalg.inv(x.T @ x), x)
+    owner = np.repeat(np.arange(len(keys)), [len(scores[k]) for k in keys])
+    rss = float(resid @ resid)
+    out = []
+    for i, k in enumerate(keys):
+        mine = owner == i
+        df_i, rss_i = float((1 - leverage[mine]).sum()), float((resid[mine] ** 2).sum())
+        if df_i <= 0 or df - df_i <= 0 or rss - rss_i <= 0:
+            continue
+        f = (rss_i / df_i) / ((rss - rss_i) / (df - df_i))
+        if stats.f.sf(f, df_i, df - df_i) < (1 - CONFIDENCE) / len(keys):
+            out.append(k)
+    return tuple(out)
 
 
 def _linked(keys: list[Hashable], scores: Mapping[Hashable, Mapping[int, float]]) -> list:

@@ -199,3 +199,16 @@ def test_a_recipe_outside_the_fit_keeps_its_own_interval_and_is_named(tmp_path: 
     assert leaderboard.seed_halves_tau(list(rows.values())) == (pytest.approx(1.0), 3)
     text = leaderboard.build(tmp_path)[0].read_text()
     assert "none shared with the rest): `dddd`." in text
+
+
+def test_a_recipe_whose_seeds_scatter_is_tested_out_of_the_pooled_noise():
+    """Seven recipes with 0.2-point interaction noise and one with 3 points: the F test on
+    residual variance sets that one apart (it would widen everyone's interval and borrow
+    their narrow one), the rest are refitted; with like noise nothing is set apart."""
+    scores, _ = _table(np.random.default_rng(5), 8, 5, 3.0, 0.2)
+    assert seed_blocks.fit(scores).scattered == ()
+    noisy = np.random.default_rng(6).normal(0, 3.0, 5)
+    scores["r7"] = {s: v + float(noisy[s]) for s, v in scores["r7"].items()}
+    fit = seed_blocks.fit(scores)
+    assert fit.scattered == ("r7",) and "r7" not in fit.keys and len(fit.keys) == 7
+    assert max(fit.interval(k)[1] for k in fit.keys) < 0.5
