@@ -7,6 +7,7 @@ import json
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -156,8 +157,33 @@ def interval(row: dict, name: str) -> tuple[float, float]:
     return row["average"] if name == HEADLINE else row["tasks"].get(name, (math.nan, math.nan))
 
 
-def _names(rs: list[dict]) -> str:
-    return ", ".join(f"`{r['recipe']}`" for r in rs)
+def fit_notes(rs: list[dict], code: Callable[[str], str] = "`{}`".format) -> list[str]:
+    """What the headline's intervals rest on where not every row is in the seed-block fit:
+    rows left out for their seeds, or for seeds scattering beyond the others' (``code``
+    formats a recipe name, for markdown or HTML)."""
+    apart = [r for r in rs if HEADLINE not in r.get("blocks", {})]
+    if len(apart) == len(rs):
+        return [
+            "Intervals here are over each recipe's own seeds: no two recipes with 2+ seeds share "
+            "seeds and leave residual noise, so there is no shared seed effect to fit."
+        ]
+    if not apart:
+        return []
+    fit = next(r["blocks"][HEADLINE] for r in rs if HEADLINE in r.get("blocks", {}))
+    scattered = [code(r["recipe"]) for r in apart if _key(r) in fit.scattered]
+    alone = [code(r["recipe"]) for r in apart if _key(r) not in fit.scattered]
+    notes = []
+    if scattered:
+        notes.append(
+            "Over their own seeds, which scatter beyond the other recipes' (the pooled noise's "
+            f"F test, family-wise 5%): {', '.join(scattered)}."
+        )
+    if alone:
+        notes.append(
+            "Over their own seeds (fewer than 2, or none shared with the rest): "
+            f"{', '.join(alone)}."
+        )
+    return notes
 
 
 def _cell(m: float, h: float) -> str:
@@ -255,29 +281,7 @@ def render(track: str, results: list[dict]) -> str:
                 + f" | {curated} | {r['curation_s']:.1f} |"
             )
         lines.append("")
-        apart = [r for r in rs if HEADLINE not in r.get("blocks", {})]
-        if len(apart) == len(rs):
-            lines += [
-                "Intervals here are over each recipe's own seeds: no two recipes with 2+ seeds",
-                "share seeds and leave residual noise, so there is no shared seed effect to fit.",
-                "",
-            ]
-        elif apart:
-            fit = next(r["blocks"][HEADLINE] for r in rs if HEADLINE in r.get("blocks", {}))
-            scattered = [r for r in apart if _key(r) in fit.scattered]
-            alone = [r for r in apart if _key(r) not in fit.scattered]
-            if scattered:
-                lines += [
-                    f"Over their own seeds, which scatter beyond the other recipes' (the pooled "
-                    f"noise's F test, family-wise 5%): {_names(scattered)}.",
-                    "",
-                ]
-            if alone:
-                lines += [
-                    f"Over their own seeds (fewer than 2, or none shared with the rest): "
-                    f"{_names(alone)}.",
-                    "",
-                ]
+        lines += [line for line in fit_notes(rs) for line in (line, "")]
         heads = rs[0]["headline_tasks"]
         if heads != tasks:
             lines += [f"Headline: the mean of {', '.join(heads)}.", ""]

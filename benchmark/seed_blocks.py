@@ -63,8 +63,9 @@ def fit(scores: Mapping[Hashable, Mapping[int, float]]) -> Fit | None:
     group) keeps its own interval: it has no seed effect measured on it, or none to spare.
     The pooled noise is then tested recipe by recipe (``_scattered``); recipes whose seeds
     scatter beyond the others' are left out too, named in ``scattered``, and the rest refitted
-    once. None where no group of two recipes exists, the residuals have no degree of freedom,
-    or they are all zero (an exactly additive table: no noise measured, no interval to claim)."""
+    once (kept in where the rest alone cannot be fitted). None where no group of two recipes
+    exists, the residuals have no degree of freedom, or they are all zero (an exactly additive
+    table: no noise measured, no interval to claim)."""
     finite = {k: {s: float(y) for s, y in v.items() if math.isfinite(y)} for k, v in scores.items()}
     keys = _linked([k for k, v in finite.items() if len(v) >= 2], finite)
     first = _solve(keys, finite)
@@ -75,7 +76,8 @@ def fit(scores: Mapping[Hashable, Mapping[int, float]]) -> Fit | None:
     if not scattered:
         return fitted
     second = _solve(_linked([k for k in keys if k not in scattered], finite), finite)
-    return None if second is None else replace(second[0], scattered=scattered)
+    # the rest exactly additive or too few: the first fit, its noise widened by the scattered
+    return fitted if second is None else replace(second[0], scattered=scattered)
 
 
 def _solve(keys: list, scores: Mapping[Hashable, Mapping[int, float]]) -> tuple | None:

@@ -70,7 +70,7 @@ def report(capsys, board: Path, *argv: str) -> dict:
 
 
 def points(per_seed: dict, task: str) -> dict[int, float]:
-    i = TASKS.index(task) if task != "average" else None
+    i = TASKS.index(task) if task != leaderboard.HEADLINE else None
     return {s: 100 * (np.mean(v) if i is None else v[i]) for s, v in per_seed.items()}
 
 
@@ -79,7 +79,7 @@ def _ci(test) -> tuple[float, float]:
     return (low + high) / 2, (high - low) / 2
 
 
-@pytest.mark.parametrize("task", [*TASKS, "average"])
+@pytest.mark.parametrize("task", [*TASKS, leaderboard.HEADLINE])
 def test_paired_and_welch_match_scipy(capsys, board, task):
     rep = report(capsys, board, "no_filter", "gain", "apart", "one_shared")
     by = {c["recipe"]: c["tasks"][task] for c in rep["comparisons"]}
@@ -135,7 +135,7 @@ def test_star_marks_intervals_that_exclude_zero(capsys, board):
     assert code == 0
     lines = out.splitlines()
     header = next(line for line in lines if line.startswith("recipe"))
-    assert header.split() == ["recipe", "CI", *TASKS, "average"]
+    assert header.split() == ["recipe", "CI", *TASKS, leaderboard.HEADLINE]
     row = next(line for line in lines if line.startswith("gain"))
     assert row.split()[:3] == ["gain", "paired", "n=5"]
     z, rel, swap = (cells[t] for t in TASKS)
@@ -163,7 +163,7 @@ def test_json_shape(capsys, board):
         "comparisons",
     }
     assert (rep["track"], rep["scale"], rep["suite_version"]) == ("shapes-test", "tiny", "1")
-    assert rep["tasks"] == [*TASKS, "average"] and rep["unit"] == "points"
+    assert rep["tasks"] == [*TASKS, leaderboard.HEADLINE] and rep["unit"] == "points"
     assert rep["baseline"]["recipe"] == "no_filter" and rep["baseline"]["seeds"] == list(range(5))
     assert rep["baseline"]["means"]["zeroshot"] == pytest.approx(
         np.mean(list(points(BASE, "zeroshot").values()))

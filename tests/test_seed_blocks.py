@@ -160,7 +160,7 @@ def test_leaderboard_tells_apart_recipes_a_seed_moves_together(tmp_path: Path):
     plain = welch_interval(list(rows[0]["scores"].values()), list(rows[1]["scores"].values()))
     assert abs(plain["diff"]) < plain["half"]  # unpaired, the shared effect hides the gap
     for r in rows:
-        assert r["average"][1] < 0.005 < r["seed_ci"]["average"][1]
+        assert r["average"][1] < 0.005 < r["seed_ci"][leaderboard.HEADLINE][1]
     (page,) = leaderboard.build(tmp_path)
     lines = [ln for ln in page.read_text().splitlines() if ln.startswith("| 1 ")]
     cells = [c.strip() for c in lines[0].split("|")]
@@ -193,7 +193,7 @@ def test_a_recipe_outside_the_fit_keeps_its_own_interval_and_is_named(tmp_path: 
     for seed, score in [(7, 0.40), (8, 0.43)]:
         leaderboard.save_result(tmp_path, _result("dddd", seed, score))
     rows = {r["recipe"]: r for r in leaderboard.rows(leaderboard.load_results(tmp_path))}
-    assert rows["dddd"]["average"] == rows["dddd"]["seed_ci"]["average"]
+    assert rows["dddd"]["average"] == rows["dddd"]["seed_ci"][leaderboard.HEADLINE]
     assert leaderboard.difference(rows["cccc"], rows["aaaa"])[2] == "seeds as blocks"
     assert leaderboard.difference(rows["cccc"], rows["dddd"])[2] == "Welch"
     assert leaderboard.seed_halves_tau(list(rows.values())) == (pytest.approx(1.0), 3)
@@ -212,3 +212,14 @@ def test_a_recipe_whose_seeds_scatter_is_tested_out_of_the_pooled_noise():
     fit = seed_blocks.fit(scores)
     assert fit.scattered == ("r7",) and "r7" not in fit.keys and len(fit.keys) == 7
     assert max(fit.interval(k)[1] for k in fit.keys) < 0.5
+
+
+def test_the_first_fit_stands_where_the_rest_alone_cannot_be_fitted():
+    """Five recipes exactly additive and one noisy: set apart, the rest leave no noise to
+    measure, so the first fit (its noise all the noisy recipe's) is kept, everyone in it."""
+    shared = [0.0, 2.0, -1.0, 3.0]
+    scores = {f"r{i}": {s: i + b for s, b in enumerate(shared)} for i in range(5)}
+    scores["noisy"] = {s: 9 + b + (-1) ** s * 2.0 for s, b in enumerate(shared)}
+    fit = seed_blocks.fit(scores)
+    assert fit is not None and "noisy" in fit.keys and fit.scattered == ()
+    assert fit.interval("r0")[1] > 0.5

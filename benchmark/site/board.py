@@ -64,8 +64,9 @@ class Entry:
         return self.row["recipe"]
 
     def scores(self, task: str) -> list[float]:
-        """Each seed's score on a task or the headline (``leaderboard.HEADLINE``)."""
-        return list(leaderboard.seed_scores(self.row, task).values())
+        """Each seed's score on a task or the headline (``leaderboard.HEADLINE``), in seed
+        order like ``results``."""
+        return [v for _, v in sorted(leaderboard.seed_scores(self.row, task).items())]
 
 
 @dataclass

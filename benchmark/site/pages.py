@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from benchmark import leaderboard
 from benchmark.site.board import BASELINE, Board, current, slug, step_cost
 from benchmark.site.gallery import RunStore, Thumbs, gallery
 from benchmark.site.plots import colour_map, plot_pareto, plot_size, plot_tasks
@@ -36,6 +37,10 @@ def board_section(board: Board, old: bool) -> str:
         "Click a column header to sort.</p>",
         table(board, sig),
     ]
+    notes = leaderboard.fit_notes(
+        [e.row for e in board.entries], lambda n: f"<code>{esc(n)}</code>"
+    )
+    parts += [f"<p class=note>{note}</p>" for note in notes]
     if mixed:
         parts.append(
             "<p class=note>† The row's seeds trained on different curated sets (the track's "

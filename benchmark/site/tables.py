@@ -21,11 +21,11 @@ from benchmark.site.board import (
 from benchmark.site.shell import esc
 
 
-def significant(board: Board) -> dict[tuple, tuple[float, float]]:
+def significant(board: Board) -> dict[tuple, tuple[float, float, str]]:
     """(recipe, hash, task or the headline) -> (diff, half, method) where the 95% CI of the
     difference to the baseline excludes 0 (``leaderboard.difference``)."""
     base = board.baseline()
-    out: dict[tuple, tuple[float, float]] = {}
+    out: dict[tuple, tuple[float, float, str]] = {}
     if base is None:
         return out
     for e in board.entries:
