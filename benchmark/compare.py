@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from benchmark.leaderboard import HEADLINE, headline_score, load_results
-from benchmark.seed_blocks import CONFIDENCE
+from benchmark.seed_blocks import CONFIDENCE, t_quantile
 
 Method = Literal["auto", "paired", "welch"]
 METHODS: tuple[Method, ...] = ("auto", "paired", "welch")
@@ -49,7 +48,7 @@ def welch_interval(a: list[float], b: list[float]) -> dict | None:
     if se == 0:
         return {"diff": diff, "half": 0.0, "df": None, "n": [len(a), len(b)]}
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se)
+    half = t_quantile(df) * se
     return {"diff": diff, "half": half, "df": float(df), "n": [len(a), len(b)]}
 
 
@@ -61,7 +60,7 @@ def paired_interval(a: dict[int, float], b: dict[int, float]) -> dict | None:
         return None
     d = np.array([a[s] - b[s] for s in seeds])
     sd = float(d.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(d) - 1) * sd / math.sqrt(len(d)))
+    half = t_quantile(len(d) - 1) * sd / math.sqrt(len(d))
     return {"diff": float(d.mean()), "half": half, "df": len(d) - 1, "seeds": seeds}
 
 

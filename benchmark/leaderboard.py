@@ -41,16 +41,12 @@ def save_result(root: Path, result: dict) -> Path:
     return path
 
 
-def _t(df: int) -> float:
-    return float(stats.t.ppf(0.5 + seed_blocks.CONFIDENCE / 2, df))
-
-
 def mean_ci(values: list[float]) -> tuple[float, float]:
     """Mean and the half-width of its 95% t-interval (nan with a single seed)."""
     a = np.asarray(values, dtype=float)
     if len(a) < 2:
         return float(a.mean()), float("nan")
-    half = _t(len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))
+    half = seed_blocks.t_quantile(len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))
     return float(a.mean()), float(half)
 
 
@@ -152,6 +148,11 @@ def version_key(version: str) -> tuple:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-]", str(version)))
 
 
+def _board_fit(rs: list[dict], name: str) -> seed_blocks.Fit | None:
+    """The seed-block fit the board's rows share on a task or the headline, if any."""
+    return next((r["blocks"][name] for r in rs if name in r.get("blocks", {})), None)
+
+
 def interval(row: dict, name: str) -> tuple[float, float]:
     """The row's mean and 95% half-width on a task or the headline (nan where it lacks it)."""
     return row["average"] if name == HEADLINE else row["tasks"].get(name, (math.nan, math.nan))
@@ -169,7 +170,7 @@ def fit_notes(rs: list[dict], code: Callable[[str], str] = "`{}`".format) -> lis
         ]
     if not apart:
         return []
-    fit = next(r["blocks"][HEADLINE] for r in rs if HEADLINE in r.get("blocks", {}))
+    fit = _board_fit(rs, HEADLINE)
     scattered = [code(r["recipe"]) for r in apart if _key(r) in fit.scattered]
     alone = [code(r["recipe"]) for r in apart if _key(r) not in fit.scattered]
     notes = []
@@ -199,7 +200,7 @@ def min_detectable(rs: list[dict], name: str = HEADLINE) -> float:
     """The smallest difference two recipes of the board can tell apart at the seeds shown:
     the seed-block fit's median pair half-width, else the Welch half-width for two recipes
     with the median seed count and spread."""
-    fit = next((r["blocks"][name] for r in rs if name in r.get("blocks", {})), None)
+    fit = _board_fit(rs, name)
     if fit is not None:
         return fit.typical_difference()
     sds = [np.std(list(v.values()), ddof=1) for r in rs if len(v := seed_scores(r, name)) > 1]
@@ -207,7 +208,7 @@ def min_detectable(rs: list[dict], name: str = HEADLINE) -> float:
         return float("nan")
     n = int(np.median([len(r["seeds"]) for r in rs]))
     typical = float(np.median(sds))  # a recipe whose sampler is unstable does not set it
-    return _t(2 * n - 2) * typical * math.sqrt(2 / n)
+    return seed_blocks.t_quantile(2 * n - 2) * typical * math.sqrt(2 / n)
 
 
 def seed_halves_tau(rs: list[dict]) -> tuple[float, int]:

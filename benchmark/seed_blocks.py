@@ -24,6 +24,11 @@ from scipy import stats
 CONFIDENCE = 0.95
 
 
+def t_quantile(df: float) -> float:
+    """Student's t at ``CONFIDENCE`` (two-sided): a 95% half-width is this times the SE."""
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+
+
 @dataclass(frozen=True)
 class Fit:
     """Each recipe's mean at the average seed, with the covariance of those means."""
@@ -34,26 +39,23 @@ class Fit:
     df: int
     scattered: tuple = ()  # recipes left out because their seeds scatter beyond the others'
 
-    def _t(self) -> float:
-        return float(stats.t.ppf(0.5 + CONFIDENCE / 2, self.df))
-
     def interval(self, key: Hashable) -> tuple[float, float]:
         """The recipe's mean and the half-width of its 95% t-interval."""
         i = self.keys.index(key)
-        return float(self.means[i]), self._t() * math.sqrt(max(self.cov[i, i], 0.0))
+        return float(self.means[i]), t_quantile(self.df) * math.sqrt(max(self.cov[i, i], 0.0))
 
     def difference(self, a: Hashable, b: Hashable) -> tuple[float, float]:
         """mean(a) - mean(b) and the half-width of its 95% t-interval."""
         i, j = self.keys.index(a), self.keys.index(b)
         var = self.cov[i, i] + self.cov[j, j] - 2 * self.cov[i, j]
-        return float(self.means[i] - self.means[j]), self._t() * math.sqrt(max(var, 0.0))
+        return float(self.means[i] - self.means[j]), t_quantile(self.df) * math.sqrt(max(var, 0.0))
 
     def typical_difference(self) -> float:
         """The median half-width over every pair of recipes: the difference the board can
         tell apart at the seeds it shows."""
         c, n = self.cov, len(self.keys)
         pairs = [c[i, i] + c[j, j] - 2 * c[i, j] for i in range(n) for j in range(i + 1, n)]
-        return self._t() * math.sqrt(max(float(np.median(pairs)), 0.0))
+        return t_quantile(self.df) * math.sqrt(max(float(np.median(pairs)), 0.0))
 
 
 def fit(scores: Mapping[Hashable, Mapping[int, float]]) -> Fit | None:
@@ -71,8 +73,8 @@ def fit(scores: Mapping[Hashable, Mapping[int, float]]) -> Fit | None:
     first = _solve(keys, finite)
     if first is None:
         return None
-    fitted, x, resid, df = first
-    scattered = _scattered(fitted.keys, finite, x, resid, df)
+    fitted, x, xtx_inv, resid = first
+    scattered = _scattered(fitted, finite, x, xtx_inv, resid)
     if not scattered:
         return fitted
     second = _solve(_linked([k for k in keys if k not in scattered], finite), finite)
@@ -81,7 +83,7 @@ def fit(scores: Mapping[Hashable, Mapping[int, float]]) -> Fit | None:
 
 
 def _solve(keys: list, scores: Mapping[Hashable, Mapping[int, float]]) -> tuple | None:
-    """The fit over ``keys`` with its design, residuals and residual df (None: see ``fit``)."""
+    """The fit over ``keys`` with its design, (X'X)^-1 and residuals (None: see ``fit``)."""
     seeds = sorted({s for k in keys for s in scores[k]})
     cells = [(i, s, y) for i, k in enumerate(keys) for s, y in scores[k].items()]
     cols = len(keys) + len(seeds) - 1
@@ -105,17 +107,18 @@ def _solve(keys: list, scores: Mapping[Hashable, Mapping[int, float]]) -> tuple 
         return None
     sigma2 = float(resid @ resid) / df
     n = len(keys)
-    return Fit(keys, beta[:n], sigma2 * xtx_inv[:n, :n], df), x, resid, df
+    return Fit(keys, beta[:n], sigma2 * xtx_inv[:n, :n], df), x, xtx_inv, resid
 
 
 def _scattered(
-    keys: list, scores: Mapping[Hashable, Mapping[int, float]], x, resid, df: int
+    fitted: Fit, scores: Mapping[Hashable, Mapping[int, float]], x, xtx_inv, resid
 ) -> tuple:
     """Recipes whose residual variance exceeds the rest's: F = (RSS_i / df_i) / (RSS_rest /
     df_rest), df_i the recipe's cells less their leverage, tested at a family-wise 5% over the
     recipes (Bonferroni). Such a recipe breaks the pooled-noise assumption: its own seeds, not
     the table's noise, say how well it is known."""
-    leverage = np.einsum("ij,jk,ik->i", x, np.linalg.inv(x.T @ x), x)
+    keys, df = fitted.keys, fitted.df
+    leverage = np.einsum("ij,jk,ik->i", x, xtx_inv, x)
     owner = np.repeat(np.arange(len(keys)), [len(scores[k]) for k in keys])
     rss = float(resid @ resid)
     out = []

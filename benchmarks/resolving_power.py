@@ -18,9 +18,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
-from benchmark import leaderboard
+from benchmark import leaderboard, seed_blocks
 
 CHANCE = {"zeroshot": 1 / 36, "order": 1 / 5}  # every other shapes choice task: 1 of 2
 
@@ -58,7 +57,7 @@ def main() -> None:
         item = float(np.median([x for x in items if x is not None])) if any(items) else math.nan
         sds = [np.std([r["headline"][t] for r in v], ddof=1) for v in by.values() if len(v) > 1]
         sd = float(np.median(sds)) if sds else math.nan
-        ci3 = stats.t.ppf(0.975, 2) * sd / math.sqrt(3)
+        ci3 = seed_blocks.t_quantile(2) * sd / math.sqrt(3)
         blocked = float(np.median([r["tasks"][t][1] for r in rows]))
         base = means.get("no_filter", {}).get(t, math.nan)
         print(
