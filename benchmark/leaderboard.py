@@ -158,6 +158,24 @@ def interval(row: dict, name: str) -> tuple[float, float]:
     return row["average"] if name == HEADLINE else row["tasks"].get(name, (math.nan, math.nan))
 
 
+def own_seeds(row: dict, rs: list[dict], name: str) -> bool:
+    """Whether the row's interval on a task is over its own 2+ seeds while other rows of its
+    board share that task's seed-block fit (its seeds scatter there, or too few are shared):
+    the task cells both boards mark with ``OWN_SEEDS``. The headline's such rows are named in
+    ``fit_notes`` instead."""
+    if name in row.get("blocks", {}) or len(seed_scores(row, name)) < 2:
+        return False
+    return _board_fit(rs, name) is not None
+
+
+OWN_SEEDS = "°"
+OWN_SEEDS_NOTE = (
+    "The interval is over the recipe's own seeds: on that task they scatter beyond the other "
+    "recipes' (the pooled noise's F test, family-wise 5%) or too few are shared, so the task's "
+    "seed-block fit leaves the recipe out."
+)
+
+
 def fit_notes(rs: list[dict], code: Callable[[str], str] = "`{}`".format) -> list[str]:
     """What the headline's intervals rest on where not every row is in the seed-block fit:
     rows left out for their seeds, or for seeds scattering beyond the others' (``code``
@@ -269,7 +287,10 @@ def render(track: str, results: list[dict]) -> str:
             "|---|---|---|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
         ]
         for i, r in enumerate(rs, 1):
-            cells = [_cell(*interval(r, t)) for t in tasks]
+            cells = [
+                _cell(*interval(r, t)) + (f" {OWN_SEEDS}" if own_seeds(r, rs, t) else "")
+                for t in tasks
+            ]
             curated = " / ".join(f"{n:,}" for n in r["curated_sizes"])
             if len(r["curated_sizes"]) > 1:
                 curated, mixed = f"{curated} †", True
@@ -283,6 +304,8 @@ def render(track: str, results: list[dict]) -> str:
             )
         lines.append("")
         lines += [line for line in fit_notes(rs) for line in (line, "")]
+        if any(own_seeds(r, rs, t) for r in rs for t in tasks):
+            lines += [f"{OWN_SEEDS} {OWN_SEEDS_NOTE}", ""]
         heads = rs[0]["headline_tasks"]
         if heads != tasks:
             lines += [f"Headline: the mean of {', '.join(heads)}.", ""]

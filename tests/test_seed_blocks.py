@@ -223,3 +223,34 @@ def test_the_first_fit_stands_where_the_rest_alone_cannot_be_fitted():
     fit = seed_blocks.fit(scores)
     assert fit is not None and "noisy" in fit.keys and fit.scattered == ()
     assert fit.interval("r0")[1] > 0.5
+
+
+def test_a_cell_outside_its_tasks_fit_is_marked_and_explained(tmp_path: Path):
+    """Eight recipes alike on both tasks, but one scatters on ``order`` alone: its ``order``
+    cell is marked and the table says what the mark means; its headline, fitted with the
+    rest, is not."""
+    head, _ = _table(np.random.default_rng(7), 8, 5, 3.0, 0.2)
+    order, _ = _table(np.random.default_rng(8), 8, 5, 3.0, 0.2)
+    noisy = np.random.default_rng(9).normal(0, 4.0, 5)
+    for k in head:
+        for s in head[k]:
+            extra = float(noisy[s]) if k == "r3" else 0.0
+            r = _result(k * 4, s, 0.5 + head[k][s] / 100, 0.5 + (order[k][s] + extra) / 100)
+            r["costs"]["steps"], r["curated"]["pool_size"] = [], 20  # what the site reads
+            leaderboard.save_result(tmp_path, r)
+    rows = {r["recipe"]: r for r in leaderboard.rows(leaderboard.load_results(tmp_path))}
+    board = list(rows.values())
+    assert leaderboard.own_seeds(rows["r3r3r3r3"], board, "order")
+    assert not leaderboard.own_seeds(rows["r3r3r3r3"], board, "zeroshot")
+    assert not any(
+        leaderboard.own_seeds(r, board, "order") for k, r in rows.items() if k != "r3r3r3r3"
+    )
+    text = leaderboard.build(tmp_path)[0].read_text()
+    marked = [line for line in text.splitlines() if f" {leaderboard.OWN_SEEDS} |" in line]
+    assert len(marked) == 1 and "r3r3r3r3" in marked[0]
+    assert f"{leaderboard.OWN_SEEDS} {leaderboard.OWN_SEEDS_NOTE}" in text
+    assert not leaderboard.fit_notes(board)  # every headline is in the headline's fit
+    from benchmark import site
+
+    page = site.build(tmp_path, tmp_path / "site", runs=tmp_path / "no-store").read_text()
+    assert page.count(f">{leaderboard.OWN_SEEDS}</span>") == 1

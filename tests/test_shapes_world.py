@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from benchmark.evaluate.shapes import CHOICE_TASKS, choice_items
+from benchmark.pools import shapes
 from benchmark.pools.shapes import Defects, ShapesPool, build
 from benchmark.pools.shards import ShardReader
 from benchmark.world import BACKGROUND, Scene, render, sample_objects
@@ -27,6 +30,19 @@ def test_pool_is_deterministic_and_defects_follow_rates(tmp_path):
     assert len(set(a.column("uid").to_pylist())) == 1500
     reader = ShardReader(tmp_path / "a")
     assert reader.read_image(a.column("image")[1499].as_py()).size == (32, 32)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to spawn workers")
+def test_pool_built_in_worker_processes_is_the_one_built_here(tmp_path, monkeypatch):
+    p = ShapesPool(size=700, image_size=32, defects=Defects(mismatched=0.2, near_duplicate=0.2))
+    here = build(p, tmp_path / "here")
+    monkeypatch.setattr(shapes, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(shapes, "CHUNK", 100)  # 7 chunks over the workers, one ragged
+    spawned = build(p, tmp_path / "spawned")
+    assert spawned.table.equals(here.table)
+    a, b = ShardReader(tmp_path / "here"), ShardReader(tmp_path / "spawned")
+    for ref in here.table.column("image").to_pylist():
+        assert a.read_bytes(ref) == b.read_bytes(ref)
 
 
 def test_boxes_cover_the_drawn_objects():

@@ -84,6 +84,11 @@ class Board:
     def anchor(self) -> str:
         return slug(f"{self.track}-{self.scale}-v{self.version}")
 
+    @property
+    def rows(self) -> list[dict]:
+        """The entries' leaderboard rows, for what ``benchmark.leaderboard`` reads off a board."""
+        return [e.row for e in self.entries]
+
     def baseline(self) -> Entry | None:
         found = [e for e in self.entries if e.name == BASELINE]
         return max(found, key=lambda e: len(e.results)) if found else None

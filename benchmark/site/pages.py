@@ -37,9 +37,7 @@ def board_section(board: Board, old: bool) -> str:
         "Click a column header to sort.</p>",
         table(board, sig),
     ]
-    notes = leaderboard.fit_notes(
-        [e.row for e in board.entries], lambda n: f"<code>{esc(n)}</code>"
-    )
+    notes = leaderboard.fit_notes(board.rows, lambda n: f"<code>{esc(n)}</code>")
     parts += [f"<p class=note>{note}</p>" for note in notes]
     if mixed:
         parts.append(

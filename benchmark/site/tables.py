@@ -58,6 +58,9 @@ def _score_cell(e: Entry, board: Board, task: str, sig: dict) -> str:
     inner = "" if math.isnan(m) else f"{100 * m:.1f}"
     inner += f'<span class="{cls}">{mark}</span>' if mark else ""
     inner += "" if math.isnan(h) else f'<span class="ci">± {100 * h:.1f}</span>'
+    if task != leaderboard.HEADLINE and leaderboard.own_seeds(e.row, board.rows, task):
+        inner += f'<span class=ci title="{esc(leaderboard.OWN_SEEDS_NOTE)}">'
+        inner += f"{leaderboard.OWN_SEEDS}</span>"
     return f'<td data-sort="{sort}" title="{title}">{inner}</td>'
 
 
