@@ -5,8 +5,9 @@ global part (a quantile cut, dedup, a clustering) runs on the driver over the fe
 reads, and its decision goes back to the cluster as a uid join. The driver never holds the
 pool's table, only those columns and the curated uid list, so its memory does not grow with the
 pool's images or captions. Steps that run a model do it in actor pools (one model per actor,
-``num_gpus`` each where the cluster has GPUs). Every batch reports its rows, seconds, device
-and counters to one records actor, so a step's record is as complete as a local run's.
+``num_gpus`` each where the cluster has GPUs); the other row-local steps run as tasks, whose
+worker processes Ray keeps from one recipe to the next. Every batch reports its rows, seconds,
+device and counters to one records actor, so a step's record is as complete as a local run's.
 
 The run store must be on a filesystem every node sees (a generate step's workers write their
 content-named chunks under ``generated/<step hash>/`` themselves).
@@ -174,8 +175,9 @@ def step_context(
 
 
 class RowWorker:
-    """One actor of a run of row-local steps: builds their models once, then runs each batch
-    through the steps in turn, reporting each step's part."""
+    """One worker of a run of row-local steps (an actor where a step runs a model, else kept
+    by ``row_task``): builds their models once, then runs each batch through the steps in
+    turn, reporting each step's part."""
 
     def __init__(
         self, specs: list[StepSpec], records: ray.actor.ActorHandle, threads: float
@@ -237,6 +239,27 @@ class RowWorker:
         }
         ray.get(self.records.add.remote(spec.index, part))
         return out
+
+
+_row_workers: dict[tuple[str, int], RowWorker] = {}  # in a task's process: recent groups'
+
+
+def row_task(
+    batch: pa.Table,
+    token: tuple[str, int],
+    specs: list[StepSpec],
+    records: ray.actor.ActorHandle,
+    threads: float,
+) -> pa.Table:
+    """A batch through a group of row-local steps that load no model, as a Ray task: the
+    process keeps the group's ``RowWorker`` for the group's later batches. An actor pool
+    would start fresh processes (seconds each, importing torch) for every group of every
+    recipe."""
+    if token not in _row_workers:
+        while len(_row_workers) >= 4:  # groups run one after another: older ones are done
+            _row_workers.pop(next(iter(_row_workers)))
+        _row_workers[token] = RowWorker(specs, records, threads)
+    return _row_workers[token](batch)
 
 
 _decisions: dict[str, pa.Table] = {}  # in a worker: each decision fetched once per process
@@ -342,6 +365,7 @@ class Curation:
             else {}
         )
         self.records = Records.remote()
+        self.token = os.urandom(8).hex()  # names this curation's workers in ``row_task``
         self.pool_rows = pq.read_metadata(pool_file).num_rows
         resources = ray.cluster_resources()
         self.cpus = max(1, int(resources.get("CPU", 1)))
@@ -418,12 +442,16 @@ class Curation:
                 ds = ds.repartition(target_num_rows_per_block=pool["batch_size"])
             if op.kind == "generate":
                 ds = ds.materialize()  # the inputs are read twice: passed on, and edited
-            rows = ds.map_batches(
-                RowWorker,
-                fn_constructor_args=(specs, self.records, pool.get("num_cpus", 1.0)),
-                batch_format="pyarrow",
-                **pool,
-            )
+            workers = (specs, self.records, pool.get("num_cpus", 1.0))
+            if any(op.device for op in ops):  # one model per actor, loaded once
+                rows = ds.map_batches(
+                    RowWorker, fn_constructor_args=workers, batch_format="pyarrow", **pool
+                )
+            else:  # tasks: Ray keeps their worker processes, so nothing starts per recipe
+                token = (self.token, i)
+                rows = ds.map_batches(
+                    row_task, fn_args=(token, *workers), batch_format="pyarrow", **pool
+                )
             if op.kind == "generate":
                 rows = rows.materialize()  # the new rows go after all the inputs
                 schema = ray.get(self.records.get.remote())[0].get(i, {}).get("schema")
