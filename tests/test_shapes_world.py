@@ -34,10 +34,10 @@ def test_pool_is_deterministic_and_defects_follow_rates(tmp_path):
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to spawn workers")
 def test_pool_built_in_worker_processes_is_the_one_built_here(tmp_path, monkeypatch):
-    p = ShapesPool(size=700, image_size=32, defects=Defects(mismatched=0.2, near_duplicate=0.2))
+    p = ShapesPool(size=650, image_size=32, defects=Defects(mismatched=0.2, near_duplicate=0.2))
     here = build(p, tmp_path / "here")
     monkeypatch.setattr(shapes, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(shapes, "CHUNK", 100)  # 7 chunks over the workers, one ragged
+    monkeypatch.setattr(shapes, "CHUNK", 100)  # 7 chunks over the workers, the last of 50
     spawned = build(p, tmp_path / "spawned")
     assert spawned.table.equals(here.table)
     a, b = ShardReader(tmp_path / "here"), ShardReader(tmp_path / "spawned")
