@@ -442,15 +442,15 @@ class Curation:
                 ds = ds.repartition(target_num_rows_per_block=pool["batch_size"])
             if op.kind == "generate":
                 ds = ds.materialize()  # the inputs are read twice: passed on, and edited
-            workers = (specs, self.records, pool.get("num_cpus", 1.0))
+            worker_args = (specs, self.records, pool.get("num_cpus", 1.0))
             if any(op.device for op in ops):  # one model per actor, loaded once
                 rows = ds.map_batches(
-                    RowWorker, fn_constructor_args=workers, batch_format="pyarrow", **pool
+                    RowWorker, fn_constructor_args=worker_args, batch_format="pyarrow", **pool
                 )
             else:  # tasks: Ray keeps their worker processes, so nothing starts per recipe
                 token = (self.token, i)
                 rows = ds.map_batches(
-                    row_task, fn_args=(token, *workers), batch_format="pyarrow", **pool
+                    row_task, fn_args=(token, *worker_args), batch_format="pyarrow", **pool
                 )
             if op.kind == "generate":
                 rows = rows.materialize()  # the new rows go after all the inputs

@@ -286,11 +286,13 @@ def render(track: str, results: list[dict]) -> str:
             + " | curated | curation s |",
             "|---|---|---|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|",
         ]
+        marked = False
         for i, r in enumerate(rs, 1):
-            cells = [
-                _cell(*interval(r, t)) + (f" {OWN_SEEDS}" if own_seeds(r, rs, t) else "")
-                for t in tasks
-            ]
+            cells = []
+            for t in tasks:
+                own = own_seeds(r, rs, t)
+                cells.append(_cell(*interval(r, t)) + (f" {OWN_SEEDS}" if own else ""))
+                marked |= own
             curated = " / ".join(f"{n:,}" for n in r["curated_sizes"])
             if len(r["curated_sizes"]) > 1:
                 curated, mixed = f"{curated} †", True
@@ -304,7 +306,7 @@ def render(track: str, results: list[dict]) -> str:
             )
         lines.append("")
         lines += [line for line in fit_notes(rs) for line in (line, "")]
-        if any(own_seeds(r, rs, t) for r in rs for t in tasks):
+        if marked:
             lines += [f"{OWN_SEEDS} {OWN_SEEDS_NOTE}", ""]
         heads = rs[0]["headline_tasks"]
         if heads != tasks:

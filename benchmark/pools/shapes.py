@@ -117,10 +117,12 @@ PARALLEL_MIN = 5_000  # below this, starting worker processes costs more than it
 CHUNK = 500  # samples per task: large enough to amortise the hand-over, small for a fair split
 
 
-def _sample(p: ShapesPool, i: int) -> tuple[bytes, str, str | None, list[dict]]:
-    """Sample i's PNG, caption, defect and object boxes: a pure function of (p, i), so any
+Sample = tuple[bytes, str, str | None, list[dict]]  # PNG, caption, defect, object boxes
+
+
+def _sample(p: ShapesPool, rates: np.ndarray, i: int) -> Sample:
+    """Sample i (``rates``: the defects' cumulative rates): a pure function of (p, i), so any
     process makes the same bytes."""
-    rates = np.cumsum([getattr(p.defects, d) for d in DEFECTS])
     objs, caption = scene_of(p.seed, i, p.max_objects)
     rng = np.random.default_rng([p.seed, i, 1])
     u = rng.random()
@@ -148,11 +150,12 @@ def _sample(p: ShapesPool, i: int) -> tuple[bytes, str, str | None, list[dict]]:
     return _png(scene, p.image_size), caption, defect, boxes
 
 
-def _samples(p: ShapesPool, indices: range) -> list[tuple[bytes, str, str | None, list[dict]]]:
-    return [_sample(p, i) for i in indices]
+def _samples(p: ShapesPool, indices: range) -> list[Sample]:
+    rates = np.cumsum([getattr(p.defects, d) for d in DEFECTS])
+    return [_sample(p, rates, i) for i in indices]
 
 
-def _generated(p: ShapesPool) -> Iterator[list[tuple[bytes, str, str | None, list[dict]]]]:
+def _generated(p: ShapesPool) -> Iterator[list[Sample]]:
     """The samples in order, chunk by chunk; rendering (~2/3 of the build, one core each) runs
     in one spawned process per CPU for a large pool, and the shards are written here."""
     chunks = [range(s, min(s + CHUNK, p.size)) for s in range(0, p.size, CHUNK)]
